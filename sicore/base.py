@@ -101,6 +101,23 @@ class BaseExtractor:
     def _main_id_to_index(self, main_id, argument: str = "id") -> int:
         return int(self._main_ids_to_indices([main_id], argument)[0])
 
+    # ------------------------------------------------------------ segments
+    def get_num_segments(self) -> int:
+        raise NotImplementedError
+
+    def _check_segment_index(self, segment_index: int | None) -> int:
+        """The segment index to use; None is allowed only for mono-segment objects."""
+        num_segments = self.get_num_segments()
+        if segment_index is None:
+            if num_segments == 1:
+                return 0
+            raise ValueError(f"segment_index is required: this object has {num_segments} segments")
+        if isinstance(segment_index, bool) or not isinstance(segment_index, (int, np.integer)):
+            raise ValueError(f"segment_index must be an int, got {segment_index!r}")
+        if not 0 <= segment_index < num_segments:
+            raise ValueError(f"segment_index {segment_index} is out of range: this object has {num_segments} segments")
+        return int(segment_index)
+
     # ---------------------------------------------------------- annotations
     def annotate(self, **annotations) -> None:
         """Add or overwrite annotations (free key/value metadata)."""

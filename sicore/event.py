@@ -86,18 +86,6 @@ class BaseEvent(BaseExtractor):
     def get_num_segments(self) -> int:
         return len(self._event_segments)
 
-    def _check_segment_index(self, segment_index: int | None) -> int:
-        """The segment index to use; None is allowed only for mono-segment objects."""
-        num_segments = self.get_num_segments()
-        if segment_index is None:
-            if num_segments == 1:
-                return 0
-            raise ValueError(f"segment_index is required: this object has {num_segments} segments")
-        if isinstance(segment_index, bool) or not isinstance(segment_index, (int, np.integer)):
-            raise ValueError(f"segment_index must be an int, got {segment_index!r}")
-        if not 0 <= segment_index < num_segments:
-            raise ValueError(f"segment_index {segment_index} is out of range: this object has {num_segments} segments")
-        return int(segment_index)
 
     # -------------------------------------------------------------- events
     def get_events(
@@ -331,7 +319,8 @@ def _as_structured_events(events, where: str) -> np.ndarray:
 
 def _check_time_range(start_time, end_time) -> tuple[float | None, float | None]:
     for name, value in (("start_time", start_time), ("end_time", end_time)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))):
+        is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if value is not None and not is_number:
             raise ValueError(f"{name} must be a time in seconds or None, got {value!r}")
     if start_time is not None and end_time is not None and end_time < start_time:
         raise ValueError(f"end_time {end_time} is before start_time {start_time}")

@@ -76,18 +76,6 @@ class BaseRecording(BaseRecordingSnippets):
     def get_num_segments(self) -> int:
         return len(self._recording_segments)
 
-    def _check_segment_index(self, segment_index: int | None) -> int:
-        """The segment index to use; None is allowed only for mono-segment objects."""
-        num_segments = self.get_num_segments()
-        if segment_index is None:
-            if num_segments == 1:
-                return 0
-            raise ValueError(f"segment_index is required: this object has {num_segments} segments")
-        if isinstance(segment_index, bool) or not isinstance(segment_index, (int, np.integer)):
-            raise ValueError(f"segment_index must be an int, got {segment_index!r}")
-        if not 0 <= segment_index < num_segments:
-            raise ValueError(f"segment_index {segment_index} is out of range: this object has {num_segments} segments")
-        return int(segment_index)
 
     def get_num_samples(self, segment_index: int | None = None) -> int:
         """Number of samples of a segment (``segment_index`` required when there are several)."""
@@ -192,42 +180,6 @@ class BaseRecording(BaseRecordingSnippets):
                 raise ValueError(f"order must be 'C', 'F' or None, got {order!r}")
             traces = np.asarray(traces, order=order)
         return traces
-
-    def has_scaleable_traces(self) -> bool:
-        """True when the ``gain_to_uV`` and ``offset_to_uV`` properties are set."""
-        return self.get_property("gain_to_uV") is not None and self.get_property("offset_to_uV") is not None
-
-    has_scaled_traces = has_scaleable_traces
-    has_scaled = has_scaleable_traces
-
-    def _scale_traces(self, traces: np.ndarray, channel_indices) -> np.ndarray:
-        if not self.has_scaleable_traces():
-            raise ValueError(
-                "return_scaled=True needs the gain_to_uV and offset_to_uV channel properties, which are not set"
-            )
-        gains = np.asarray(self.get_property("gain_to_uV"), dtype=np.float32)[channel_indices]
-        offsets = np.asarray(self.get_property("offset_to_uV"), dtype=np.float32)[channel_indices]
-        scaled = traces.astype(np.float32)
-        scaled *= gains
-        scaled += offsets
-        return scaled
-
-    def set_channel_gains(self, gains, channel_ids=None) -> None:
-        gains = np.broadcast_to(np.asarray(gains, dtype=np.float64), (self._ids_count(channel_ids),))
-        self.set_property("gain_to_uV", np.array(gains), ids=channel_ids)
-
-    def set_channel_offsets(self, offsets, channel_ids=None) -> None:
-        offsets = np.broadcast_to(np.asarray(offsets, dtype=np.float64), (self._ids_count(channel_ids),))
-        self.set_property("offset_to_uV", np.array(offsets), ids=channel_ids)
-
-    def get_channel_gains(self, channel_ids=None) -> np.ndarray | None:
-        return self.get_property("gain_to_uV", ids=channel_ids)
-
-    def get_channel_offsets(self, channel_ids=None) -> np.ndarray | None:
-        return self.get_property("offset_to_uV", ids=channel_ids)
-
-    def _ids_count(self, ids) -> int:
-        return self.get_num_channels() if ids is None else np.atleast_1d(ids).size
 
     def is_filtered(self) -> bool:
         return bool(self._annotations.get("is_filtered", False))

@@ -69,6 +69,44 @@ class BaseRecordingSnippets(BaseExtractor):
         keep[remove_indices] = False
         return self.channel_slice(self.channel_ids[keep])
 
+    # ------------------------------------------------------------- scaling
+    def has_scaleable_traces(self) -> bool:
+        """True when the ``gain_to_uV`` and ``offset_to_uV`` properties are set."""
+        return self.get_property("gain_to_uV") is not None and self.get_property("offset_to_uV") is not None
+
+    has_scaled_traces = has_scaleable_traces
+    has_scaled = has_scaleable_traces
+
+    def _scale_traces(self, traces: np.ndarray, channel_indices) -> np.ndarray:
+        """float32 ``traces * gain_to_uV + offset_to_uV`` on the last (channel) axis."""
+        if not self.has_scaleable_traces():
+            raise ValueError(
+                "return_scaled=True needs the gain_to_uV and offset_to_uV channel properties, which are not set"
+            )
+        gains = np.asarray(self.get_property("gain_to_uV"), dtype=np.float32)[channel_indices]
+        offsets = np.asarray(self.get_property("offset_to_uV"), dtype=np.float32)[channel_indices]
+        scaled = traces.astype(np.float32)
+        scaled *= gains
+        scaled += offsets
+        return scaled
+
+    def set_channel_gains(self, gains, channel_ids=None) -> None:
+        gains = np.broadcast_to(np.asarray(gains, dtype=np.float64), (self._ids_count(channel_ids),))
+        self.set_property("gain_to_uV", np.array(gains), ids=channel_ids)
+
+    def set_channel_offsets(self, offsets, channel_ids=None) -> None:
+        offsets = np.broadcast_to(np.asarray(offsets, dtype=np.float64), (self._ids_count(channel_ids),))
+        self.set_property("offset_to_uV", np.array(offsets), ids=channel_ids)
+
+    def get_channel_gains(self, channel_ids=None) -> np.ndarray | None:
+        return self.get_property("gain_to_uV", ids=channel_ids)
+
+    def get_channel_offsets(self, channel_ids=None) -> np.ndarray | None:
+        return self.get_property("offset_to_uV", ids=channel_ids)
+
+    def _ids_count(self, ids) -> int:
+        return self.get_num_channels() if ids is None else np.atleast_1d(ids).size
+
     # -------------------------------------------------------------- groups
     def set_channel_groups(self, groups, channel_ids=None) -> None:
         """Set the integer ``group`` property (e.g. tetrode or shank of each channel)."""

@@ -92,18 +92,6 @@ class BaseSnippets(BaseRecordingSnippets):
     def get_num_segments(self) -> int:
         return len(self._snippets_segments)
 
-    def _check_segment_index(self, segment_index: int | None) -> int:
-        """The segment index to use; None is allowed only for mono-segment objects."""
-        num_segments = self.get_num_segments()
-        if segment_index is None:
-            if num_segments == 1:
-                return 0
-            raise ValueError(f"segment_index is required: this object has {num_segments} segments")
-        if isinstance(segment_index, bool) or not isinstance(segment_index, (int, np.integer)):
-            raise ValueError(f"segment_index must be an int, got {segment_index!r}")
-        if not 0 <= segment_index < num_segments:
-            raise ValueError(f"segment_index {segment_index} is out of range: this object has {num_segments} segments")
-        return int(segment_index)
 
     def get_num_snippets(self, segment_index: int | None = None) -> int:
         """Number of snippets of a segment (``segment_index`` required when there are several)."""
@@ -204,16 +192,10 @@ class BaseSnippets(BaseRecordingSnippets):
         else:
             channel_indices = _as_slice_if_contiguous(self._main_ids_to_indices(channel_ids, "channel_ids"))
         if return_scaled and not self.has_scaleable_traces():
-            raise ValueError(
-                "return_scaled=True needs the gain_to_uV and offset_to_uV channel properties, which are not set"
-            )
+            self._scale_traces(None, channel_indices)  # raises the clear error before any read
         snippets = self._snippets_segments[segment_index].get_snippets(indices, channel_indices)
         if return_scaled:
-            gains = np.asarray(self.get_property("gain_to_uV"), dtype=np.float32)[channel_indices]
-            offsets = np.asarray(self.get_property("offset_to_uV"), dtype=np.float32)[channel_indices]
-            snippets = snippets.astype(np.float32)
-            snippets *= gains
-            snippets += offsets
+            snippets = self._scale_traces(snippets, channel_indices)
         return snippets
 
     def get_snippets_from_frames(
@@ -247,31 +229,6 @@ class BaseSnippets(BaseRecordingSnippets):
         start_frame, end_frame = _check_frame_range(start_frame, end_frame)
         indices = self._snippets_segments[segment_index].frames_to_indices(start_frame, end_frame)
         return self._read_snippets(segment_index, indices, channel_ids, return_scaled)
-
-    # ----------------------------------------------------------- scaling
-    def has_scaleable_traces(self) -> bool:
-        """True when the ``gain_to_uV`` and ``offset_to_uV`` properties are set."""
-        return self.get_property("gain_to_uV") is not None and self.get_property("offset_to_uV") is not None
-
-    has_scaled = has_scaleable_traces
-
-    def set_channel_gains(self, gains, channel_ids=None) -> None:
-        """Set the ``gain_to_uV`` property (a scalar applies to every channel given)."""
-        num = self.get_num_channels() if channel_ids is None else np.atleast_1d(channel_ids).size
-        self.set_property("gain_to_uV", np.array(np.broadcast_to(np.asarray(gains, np.float64), (num,))),
-                          ids=channel_ids)
-
-    def set_channel_offsets(self, offsets, channel_ids=None) -> None:
-        """Set the ``offset_to_uV`` property (a scalar applies to every channel given)."""
-        num = self.get_num_channels() if channel_ids is None else np.atleast_1d(channel_ids).size
-        self.set_property("offset_to_uV", np.array(np.broadcast_to(np.asarray(offsets, np.float64), (num,))),
-                          ids=channel_ids)
-
-    def get_channel_gains(self, channel_ids=None) -> np.ndarray | None:
-        return self.get_property("gain_to_uV", ids=channel_ids)
-
-    def get_channel_offsets(self, channel_ids=None) -> np.ndarray | None:
-        return self.get_property("offset_to_uV", ids=channel_ids)
 
     # ------------------------------------------------------------- views
     def channel_slice(self, channel_ids, renamed_channel_ids=None) -> "ChannelSliceSnippets":
@@ -451,7 +408,8 @@ class NumpySnippets(BaseSnippets):
         for i, snippets in enumerate(snippets_list):
             if snippets.ndim != 3:
                 raise ValueError(
-                    f"snippets_list[{i}] must be 3-d (num_snippets, snippet_len, num_channels), got shape {snippets.shape}"
+                    f"snippets_list[{i}] must be 3-d (num_snippets, snippet_len, num_channels), "
+                    f"got shape {snippets.shape}"
                 )
         snippet_len, num_channels = snippets_list[0].shape[1:]
         dtype = snippets_list[0].dtype
@@ -473,7 +431,9 @@ class NumpySnippets(BaseSnippets):
                 )
             if frames.size and frames.dtype.kind not in "iu":
                 if frames.dtype.kind != "f" or not np.all(np.mod(frames, 1) == 0):
-                    raise ValueError(f"spikesframes_list[{i}] must hold integer sample indices, got dtype {frames.dtype}")
+                    raise ValueError(
+                        f"spikesframes_list[{i}] must hold integer sample indices, got dtype {frames.dtype}"
+                    )
             frames_list.append(frames.astype(np.int64, copy=False))
         if channel_ids is None:
             channel_ids = np.arange(num_channels)

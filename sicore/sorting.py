@@ -75,17 +75,6 @@ class BaseSorting(BaseExtractor):
     def ids_to_indices(self, unit_ids) -> np.ndarray:
         return self._main_ids_to_indices(unit_ids, "unit_ids")
 
-    def _check_segment_index(self, segment_index: int | None) -> int:
-        num_segments = self.get_num_segments()
-        if segment_index is None:
-            if num_segments == 1:
-                return 0
-            raise ValueError(f"segment_index is required: this object has {num_segments} segments")
-        if isinstance(segment_index, bool) or not isinstance(segment_index, (int, np.integer)):
-            raise ValueError(f"segment_index must be an int, got {segment_index!r}")
-        if not 0 <= segment_index < num_segments:
-            raise ValueError(f"segment_index {segment_index} is out of range: this object has {num_segments} segments")
-        return int(segment_index)
 
     # ------------------------------------------------------- spike trains
     def get_unit_spike_train(
