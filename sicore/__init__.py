@@ -12,3 +12,17 @@ from .numpy_objects import NumpyRecording, NumpySorting, SharedMemorySorting
 from .event import BaseEvent, BaseEventSegment, NumpyEvent
 from .snippets import BaseSnippets, BaseSnippetsSegment, ChannelSliceSnippets, FrameSliceSnippets, NumpySnippets
 from .io.binary import BinaryRecordingExtractor, read_binary
+from .job import (
+    ChunkRecordingExecutor,
+    TimeSeriesChunkExecutor,
+    divide_recording_into_chunks,
+    divide_segment_into_chunks,
+    ensure_chunk_size,
+    ensure_n_jobs,
+    fix_job_kwargs,
+    get_global_job_kwargs,
+    job_keys,
+    reset_global_job_kwargs,
+    set_global_job_kwargs,
+    split_job_kwargs,
+)
