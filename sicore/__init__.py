@@ -26,3 +26,20 @@ from .job import (
     set_global_job_kwargs,
     split_job_kwargs,
 )
+from .segments import (
+    AppendSegmentRecording,
+    AppendSegmentSorting,
+    ConcatenateSegmentRecording,
+    ConcatenateSegmentSorting,
+    SelectSegmentRecording,
+    SelectSegmentSorting,
+    append_recordings,
+    append_sortings,
+    concatenate_recordings,
+    concatenate_sortings,
+    select_segment_recording,
+    select_segment_sorting,
+    split_recording,
+    split_sorting,
+)
+from .aggregate import ChannelsAggregationRecording, UnitsAggregationSorting, aggregate_channels, aggregate_units

@@ -429,13 +429,15 @@ class FrameSliceSorting(BaseSorting):
         parent_spikes = parent_sorting.to_spike_vector(concatenated=False)
         self._ranges = []
         for segment_index in range(parent_sorting.get_num_segments()):
-            if parent_sorting.has_recording():
+            try:
                 num_samples = parent_sorting.get_num_samples(segment_index)
-            else:
+                known_length = True
+            except ValueError:  # no registered recording nor explicit lengths: end after the last spike
                 spikes = parent_spikes[segment_index]
                 num_samples = int(spikes["sample_index"].max()) + 1 if spikes.size else 0
+                known_length = False
             end = num_samples if end_requested is None else end_requested
-            if check_spike_frames and parent_sorting.has_recording() and end > num_samples:
+            if check_spike_frames and known_length and end > num_samples:
                 raise ValueError(f"end_frame {end} is beyond the {num_samples} samples of segment {segment_index}")
             if end < start:
                 raise ValueError(f"end_frame {end} is before start_frame {start}")
