@@ -43,3 +43,24 @@ from .segments import (
     split_sorting,
 )
 from .aggregate import ChannelsAggregationRecording, UnitsAggregationSorting, aggregate_channels, aggregate_units
+from .generate import (
+    InjectTemplatesRecording,
+    NoiseGeneratorRecording,
+    clean_refractory_period,
+    generate_channel_locations,
+    generate_ground_truth_recording,
+    generate_recording,
+    generate_recording_by_size,
+    generate_single_fake_waveform,
+    generate_snippets,
+    generate_sorting,
+    generate_templates,
+    generate_unit_locations,
+    inject_some_duplicate_units,
+    inject_some_split_units,
+    inject_templates,
+    noise_generator_recording,
+    synthesize_poisson_spike_vector,
+    synthesize_random_firings,
+    synthetize_spike_train_bad_isi,
+)
