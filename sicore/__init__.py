@@ -64,3 +64,14 @@ from .generate import (
     synthesize_random_firings,
     synthetize_spike_train_bad_isi,
 )
+from .recording_tools import (
+    get_channel_distances,
+    get_chunk_with_margin,
+    get_closest_channels,
+    get_noise_levels,
+    get_random_data_chunks,
+    get_random_recording_slices,
+    get_random_sample_slices,
+    order_channels_by_depth,
+)
+from .datasets import download_dataset, get_global_dataset_folder, set_global_dataset_folder
