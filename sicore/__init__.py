@@ -75,3 +75,17 @@ from .recording_tools import (
     order_channels_by_depth,
 )
 from .datasets import download_dataset, get_global_dataset_folder, set_global_dataset_folder
+from .io import (
+    BinaryFolderRecording,
+    CorruptFolderError,
+    NpzFolderSorting,
+    NpzSortingExtractor,
+    NumpyFolderSorting,
+    ZarrRecordingExtractor,
+    load,
+    load_extractor,
+    read_binary_folder,
+    read_npz_sorting,
+    read_numpy_sorting_folder,
+    read_zarr,
+)

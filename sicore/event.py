@@ -145,6 +145,16 @@ class BaseEvent(BaseExtractor):
         )
 
     # ----------------------------------------------------------------- repr
+    def save(self, **kwargs):
+        """Save the events (npz).
+
+        Keyword arguments are those of ``sicore.io.save_event`` (``folder``, ``format``, ``overwrite``, ...,
+        and job kwargs for recordings). Returns the saved object, reloaded from disk.
+        """
+        from .io.save import save_event
+
+        return save_event(self, **kwargs)
+
     def __repr__(self) -> str:
         num_segments = self.get_num_segments()
         num_events = sum(self._num_events(i) for i in range(num_segments))

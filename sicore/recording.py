@@ -257,6 +257,16 @@ class BaseRecording(BaseRecordingSnippets):
         return self.frame_slice(start_frame, end_frame)
 
     # -------------------------------------------------------------- repr
+    def save(self, **kwargs):
+        """Save the traces and metadata to a binary (default) or zarr folder.
+
+        Keyword arguments are those of ``sicore.io.save_recording`` (``folder``, ``format``, ``overwrite``, ...,
+        and job kwargs for recordings). Returns the saved object, reloaded from disk.
+        """
+        from .io.save import save_recording
+
+        return save_recording(self, **kwargs)
+
     def __repr__(self) -> str:
         num_segments = self.get_num_segments()
         fs_khz = self.sampling_frequency / 1000

@@ -247,6 +247,16 @@ class BaseSnippets(BaseRecordingSnippets):
         return FrameSliceSnippets(self, start_frame=start_frame, end_frame=end_frame)
 
     # -------------------------------------------------------------- repr
+    def save(self, **kwargs):
+        """Save the snippets, frames and metadata (npz by default).
+
+        Keyword arguments are those of ``sicore.io.save_snippets`` (``folder``, ``format``, ``overwrite``, ...,
+        and job kwargs for recordings). Returns the saved object, reloaded from disk.
+        """
+        from .io.save import save_snippets
+
+        return save_snippets(self, **kwargs)
+
     def __repr__(self) -> str:
         fs_khz = self.sampling_frequency / 1000
         peak = "not aligned" if self._nbefore is None else f"{self._nbefore} before peak"

@@ -321,6 +321,16 @@ class BaseSorting(BaseExtractor):
 
         return SharedMemorySorting.from_sorting(self, with_metadata=True)
 
+    def save(self, **kwargs):
+        """Save the spikes and metadata (npz folder by default, or numpy_folder).
+
+        Keyword arguments are those of ``sicore.io.save_sorting`` (``folder``, ``format``, ``overwrite``, ...,
+        and job kwargs for recordings). Returns the saved object, reloaded from disk.
+        """
+        from .io.save import save_sorting
+
+        return save_sorting(self, **kwargs)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}: {self.get_num_units()} units - {self.get_num_segments()} segments - "

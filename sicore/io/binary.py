@@ -81,8 +81,12 @@ class BinaryRecordingExtractor(BaseRecording):
                                        int(file_offset))
             )
         if file_timestamps_paths is not None:
+            if len(file_timestamps_paths) != len(file_paths):
+                raise ValueError(
+                    f"file_timestamps_paths has {len(file_timestamps_paths)} files for {len(file_paths)} segments"
+                )
             for i, timestamps_path in enumerate(file_timestamps_paths):
-                self.set_times(np.load(timestamps_path, allow_pickle=False), segment_index=i)
+                self.set_times(_read_time_vector(timestamps_path, self.get_num_samples(i)), segment_index=i)
         if gain_to_uV is not None:
             self.set_channel_gains(gain_to_uV)
         if offset_to_uV is not None:
@@ -161,6 +165,22 @@ def _num_samples_of_file(file_path: Path, num_channels: int, dtype: np.dtype, fi
             "or a truncated/padded file"
         )
     return data_bytes // frame_bytes
+
+
+def _read_time_vector(path, num_samples: int) -> np.ndarray:
+    """A segment's time vector: raw float64 (SpikeInterface's layout) or a ``.npy`` file, one time per sample."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        times = np.load(path, mmap_mode="r", allow_pickle=False)
+    else:
+        expected = num_samples * 8
+        size = os.path.getsize(path)
+        if size != expected:
+            raise ValueError(f"time file {path} has {size} bytes, expected {expected} (float64, one per sample)")
+        times = np.memmap(path, dtype="<f8", mode="r", shape=(num_samples,)) if num_samples else np.zeros(0)
+    if times.shape != (num_samples,):
+        raise ValueError(f"time file {path} holds {times.shape} values, expected ({num_samples},)")
+    return np.asarray(times)
 
 
 def _as_list_or_none(values):

@@ -1,0 +1,362 @@
+"""Zarr recordings (SpikeInterface's ``ZarrRecordingExtractor`` layout, zarr format 2): save and load.
+
+Layout (as written by SpikeInterface 0.105.3 with zarr 2.18; sicore writes it with zarr 3 in
+``zarr_format=2`` so zarr 2 readers open it)::
+
+    .zattrs          sampling_frequency, num_segments, annotations, probegroup (probeinterface dict),
+                     provenance (or null), zarr_class_info {class, module, version}
+    channel_ids      uncompressed array
+    traces_seg{i}    (num_samples, num_channels); chunks (chunk_size, all channels or channel_chunk_size)
+    times_seg{i}     float64 time vector, only for segments that have one
+    t_starts         float64 per segment (NaN: none), only when a segment has a start time
+    properties/{key} uncompressed arrays
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..recording import BaseRecording, BaseRecordingSegment
+from .atomic import atomic_folder, check_target_folder
+from .casting import cast_traces
+from .chunking import resolve_chunk_size, run_chunked, split_job_kwargs
+from .folder_metadata import SI_LAYOUT_VERSION, collect_metadata, sicore_info
+from .safe_files import CorruptFolderError, float_or_none
+
+SI_ZARR_RECORDING_CLASS = "spikeinterface.core.zarrextractors.ZarrRecordingExtractor"
+
+_DEFAULT = "default"
+
+
+def get_default_zarr_compressor(clevel: int = 5):
+    """Blosc with zstd at ``clevel`` and bit shuffling: SpikeInterface's default for int16 traces.
+
+    Parameters
+    ----------
+    clevel : int, default: 5
+        Compression level, 1 (fast) to 9 (small).
+    """
+    from numcodecs import Blosc
+
+    return Blosc(cname="zstd", clevel=clevel, shuffle=Blosc.BITSHUFFLE)
+
+
+def zarr_folder_name(folder) -> Path:
+    """``folder`` with ".zarr" appended when it does not already end with it (never replaced)."""
+    folder = Path(folder)
+    return folder if folder.suffix == ".zarr" else folder.with_name(folder.name + ".zarr")
+
+
+class ZarrRecordingExtractor(BaseRecording):
+    """A recording saved with ``save(format="zarr")`` by sicore or SpikeInterface.
+
+    Parameters
+    ----------
+    folder_path : str or Path
+        The zarr store (a local folder, usually ending with ".zarr").
+    storage_options : None, default: None
+        Accepted for SpikeInterface provenance; remote stores are not supported (must be None).
+    load_compression_ratio : bool, default: False
+        Annotate ``compression_ratio`` (all segments) and ``compression_ratio_segments``.
+    """
+
+    _path_kwargs = ("folder_path",)
+
+    def __init__(self, folder_path, storage_options=None, load_compression_ratio: bool = False):
+        import zarr
+
+        if storage_options:
+            raise ValueError("storage_options: sicore reads local zarr folders only (remote stores are not supported)")
+        folder = Path(folder_path).absolute()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"folder_path {folder} is not a folder")
+        root = _open_root(folder)
+        attrs = dict(root.attrs)
+        for key in ("sampling_frequency", "num_segments"):
+            if attrs.get(key) is None:
+                raise CorruptFolderError(f"{folder}: attribute {key!r} missing from the zarr root")
+        if "channel_ids" not in root:
+            raise CorruptFolderError(f"{folder}: array 'channel_ids' missing")
+        channel_ids = np.asarray(root["channel_ids"][:])
+        num_segments = int(attrs["num_segments"])
+        traces = [_traces_array(root, folder, i, channel_ids.size) for i in range(num_segments)]
+        if not traces:
+            raise CorruptFolderError(f"{folder}: num_segments is {num_segments}; a recording needs a segment")
+        BaseRecording.__init__(self, attrs["sampling_frequency"], channel_ids, traces[0].dtype)
+        t_starts = np.asarray(root["t_starts"][:]) if "t_starts" in root else None
+        for i, array in enumerate(traces):
+            t_start = None if t_starts is None or i >= t_starts.size else float_or_none(t_starts[i])
+            self.add_recording_segment(ZarrRecordingSegment(array, self.sampling_frequency, t_start))
+            if f"times_seg{i}" in root:
+                times = np.asarray(root[f"times_seg{i}"][:])
+                try:
+                    self.set_times(times, segment_index=i)
+                except ValueError as err:
+                    raise CorruptFolderError(f"{folder / f'times_seg{i}'}: invalid time vector ({err})") from None
+        _attach_probe_dict(self, attrs.get("probegroup") or attrs.get("probe"), folder)
+        if "properties" in root:
+            for key, array in root["properties"].arrays():
+                if key == "contact_vector" and self.has_probe():
+                    continue
+                values = np.asarray(array[:])
+                if values.ndim == 0 or values.shape[0] != channel_ids.size:
+                    raise CorruptFolderError(f"{folder / 'properties' / key}: shape {values.shape} for "
+                                             f"{channel_ids.size} channels")
+                self.set_property(key, values)
+        annotations = attrs.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise CorruptFolderError(f"{folder / '.zattrs'}: 'annotations' must be a JSON object")
+        self._annotations.update(annotations)
+        if load_compression_ratio:
+            nbytes = [a.nbytes for a in traces]
+            stored = [a.nbytes_stored() for a in traces]
+            self.annotate(compression_ratio=sum(nbytes) / max(sum(stored), 1),
+                          compression_ratio_segments={i: n / max(s, 1) for i, (n, s) in enumerate(zip(nbytes, stored))})
+        self._root = root
+        self._kwargs = {"folder_path": str(folder), "storage_options": None,
+                        "load_compression_ratio": bool(load_compression_ratio)}
+
+
+class ZarrRecordingSegment(BaseRecordingSegment):
+    """One ``traces_seg{i}`` array, read chunk by chunk."""
+
+    def __init__(self, array, sampling_frequency: float, t_start: float | None):
+        BaseRecordingSegment.__init__(self, sampling_frequency, t_start=t_start)
+        self._array = array
+
+    def get_num_samples(self) -> int:
+        return int(self._array.shape[0])
+
+    def get_traces(self, start_frame, end_frame, channel_indices):
+        if isinstance(channel_indices, slice):
+            return self._array[start_frame:end_frame, channel_indices]
+        return self._array[start_frame:end_frame][:, channel_indices]
+
+
+def read_zarr(folder_path, storage_options=None) -> ZarrRecordingExtractor:
+    """Load a zarr recording saved by sicore or SpikeInterface (see ``ZarrRecordingExtractor``)."""
+    return ZarrRecordingExtractor(folder_path, storage_options=storage_options)
+
+
+def write_zarr_recording(
+    recording,
+    folder,
+    overwrite: bool = False,
+    dtype=None,
+    compressor=_DEFAULT,
+    filters=None,
+    compressor_by_dataset: dict | None = None,
+    filters_by_dataset: dict | None = None,
+    channel_chunk_size: int | None = None,
+    storage_options=None,
+    verbose: bool = False,
+    **job_kwargs,
+) -> ZarrRecordingExtractor:
+    """Save ``recording`` as a zarr (format 2) store readable by SpikeInterface, and return it reloaded.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        The recording to save.
+    folder : str or Path
+        The store to create; ".zarr" is appended when missing.
+    overwrite : bool, default: False
+        Replace an existing store (only once the new one is complete).
+    dtype : numpy dtype or None, default: None
+        Dtype of the stored traces (rounded and clipped like the binary format).
+    compressor : numcodecs codec or None, default: Blosc(cname="zstd", clevel=5, shuffle=BITSHUFFLE)
+        Compressor of traces and times; None stores them uncompressed.
+    filters : list of numcodecs codecs or None, default: None
+        Filters of the traces, e.g. ``[Delta(dtype="int16")]``. Unlike SpikeInterface they are not
+        applied to the float64 times (a typed filter such as Delta(int16) would corrupt them); use
+        ``filters_by_dataset={"times": [...]}`` for that.
+    compressor_by_dataset, filters_by_dataset : dict or None, default: None
+        Per-dataset overrides, keys "traces" and "times".
+    channel_chunk_size : int or None, default: None
+        Channels per chunk (default: all channels in one chunk).
+    storage_options : None, default: None
+        Remote stores are not supported (must be None).
+    verbose : bool, default: False
+        Passed to the executor.
+    **job_kwargs
+        ``n_jobs``, chunking options (the time chunk of the store is the job chunk size), ``progress_bar``...
+
+    Returns
+    -------
+    ZarrRecordingExtractor
+        The saved recording with its properties, annotations, probe and times.
+    """
+    import zarr
+
+    if storage_options:
+        raise ValueError("storage_options: sicore writes local zarr folders only")
+    extra, job_kwargs = split_job_kwargs(job_kwargs)
+    if extra:
+        raise TypeError(f"unexpected arguments for a zarr save: {sorted(extra)}")
+    final = check_target_folder(zarr_folder_name(folder), overwrite)
+    dtype = np.dtype(recording.get_dtype() if dtype is None else dtype)
+    compressor = get_default_zarr_compressor() if isinstance(compressor, str) and compressor == _DEFAULT else compressor
+    compressor_by_dataset = compressor_by_dataset or {}
+    filters_by_dataset = filters_by_dataset or {}
+    _check_codecs(compressor, filters, compressor_by_dataset, filters_by_dataset)
+    num_channels = recording.get_num_channels()
+    channel_chunk = num_channels if channel_chunk_size is None else int(channel_chunk_size)
+    if not 1 <= channel_chunk:
+        raise ValueError(f"channel_chunk_size must be a positive int, got {channel_chunk_size!r}")
+    chunk_size = resolve_chunk_size(recording, job_kwargs)
+    metadata = collect_metadata(recording, final)
+    num_segments = recording.get_num_segments()
+    has_times = [bool(recording.has_time_vector(i)) for i in range(num_segments)]
+    attrs = {
+        "zarr_class_info": {"class": SI_ZARR_RECORDING_CLASS, "module": "spikeinterface",
+                            "version": SI_LAYOUT_VERSION},
+        "provenance": metadata.provenance,
+        "sampling_frequency": float(recording.sampling_frequency),
+        "num_segments": int(num_segments),
+        "annotations": metadata.annotations,
+        "sicore_info": sicore_info("zarr_recording"),
+    }
+    if metadata.probegroup is not None:
+        attrs["probegroup"] = _probegroup_dict(metadata.probegroup)
+    with atomic_folder(final, overwrite) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        root.create_array("channel_ids", data=recording.channel_ids, compressors=None)
+        array_kwargs = {"fill_value": 0, "config": {"write_empty_chunks": True}}
+        for i in range(num_segments):
+            n = recording.get_num_samples(i)
+            root.create_array(f"traces_seg{i}", shape=(n, num_channels), chunks=(chunk_size, channel_chunk),
+                              dtype=dtype, compressors=compressor_by_dataset.get("traces", compressor),
+                              filters=filters_by_dataset.get("traces", filters), **array_kwargs)
+            if has_times[i]:
+                root.create_array(f"times_seg{i}", shape=(n,), chunks=(chunk_size,), dtype="<f8",
+                                  compressors=compressor_by_dataset.get("times", compressor),
+                                  filters=filters_by_dataset.get("times", None), **array_kwargs)
+        init_args = (recording, str(tmp), dtype.str, has_times, chunk_size)
+        run_chunked(recording, _write_zarr_chunk, _init_zarr_worker, init_args, job_kwargs, "write_zarr",
+                    chunk_size=chunk_size, verbose=verbose)
+        t_starts = np.array([np.nan if has_times[i] else recording.get_start_time(i) for i in range(num_segments)])
+        if np.any(np.nan_to_num(t_starts) != 0):
+            root.create_array("t_starts", data=t_starts, compressors=None)
+        properties = root.create_group("properties")
+        for key, values in metadata.properties.items():
+            properties.create_array(key, data=values, compressors=None)
+        root.attrs.update(attrs)  # last: the root attributes are what marks a complete store
+    return ZarrRecordingExtractor(final)
+
+
+# Worker side: each worker opens the store once; executor chunks match the zarr chunks in time, so
+# no two workers ever write the same zarr chunk.
+def _init_zarr_worker(recording, store_path, dtype, has_times, chunk_size):
+    import zarr
+
+    root = zarr.open_group(store_path, mode="r+", zarr_format=2)
+    num_segments = recording.get_num_segments()
+    return {
+        "recording": recording,
+        "dtype": np.dtype(dtype),
+        "chunk_size": int(chunk_size),
+        "traces": [root[f"traces_seg{i}"] for i in range(num_segments)],
+        "times": [root[f"times_seg{i}"] if has_times[i] else None for i in range(num_segments)],
+    }
+
+
+def _write_zarr_chunk(segment_index, start_frame, end_frame, ctx):
+    if start_frame % ctx["chunk_size"] != 0:
+        raise RuntimeError(f"chunk starting at frame {start_frame} is not aligned on the zarr chunks "
+                           f"({ctx['chunk_size']} samples); parallel writes would collide")
+    recording = ctx["recording"]
+    traces = recording.get_traces(segment_index=segment_index, start_frame=start_frame, end_frame=end_frame)
+    where = f"segment {segment_index} frames [{start_frame}, {end_frame})"
+    ctx["traces"][segment_index][start_frame:end_frame, :] = cast_traces(traces, ctx["dtype"], where)
+    times_array = ctx["times"][segment_index]
+    if times_array is not None:
+        times_array[start_frame:end_frame] = recording.sample_index_to_time(
+            np.arange(start_frame, end_frame), segment_index=segment_index
+        )
+
+
+# ------------------------------------------------------------------ helpers
+def _open_root(folder: Path):
+    import zarr
+
+    if not ((folder / ".zgroup").is_file() or (folder / "zarr.json").is_file()):
+        raise CorruptFolderError(f"{folder}: not a zarr store (no .zgroup or zarr.json)")
+    try:
+        return zarr.open_group(str(folder), mode="r")
+    except Exception as err:  # zarr raises many types for broken metadata
+        raise CorruptFolderError(f"{folder}: cannot open the zarr store ({type(err).__name__}: {err})") from None
+
+
+def _traces_array(root, folder: Path, segment_index: int, num_channels: int):
+    name = f"traces_seg{segment_index}"
+    if name not in root:
+        raise CorruptFolderError(f"{folder / name}: traces array missing")
+    array = root[name]
+    if array.ndim != 2 or array.shape[1] != num_channels:
+        raise CorruptFolderError(f"{folder / name}: shape {array.shape}, expected (num_samples, {num_channels})")
+    if np.dtype(array.dtype).kind not in "iufb":
+        raise CorruptFolderError(f"{folder / name}: dtype {array.dtype} is not numeric")
+    # every chunk is written (also all-zero ones), so a missing chunk means an incomplete store
+    if array.nchunks_initialized != array.nchunks:
+        raise CorruptFolderError(
+            f"{folder / name}: only {array.nchunks_initialized} of {array.nchunks} chunks are on disk "
+            "(incomplete store)"
+        )
+    return array
+
+
+def _probegroup_dict(probegroup) -> dict:
+    import json
+
+    return json.loads(json.dumps(probegroup.to_dict(array_as_list=True), default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _attach_probe_dict(recording, probe_dict, folder: Path) -> None:
+    if probe_dict is None:
+        return
+    from probeinterface import ProbeGroup
+
+    try:
+        probegroup = ProbeGroup.from_dict(probe_dict)
+    except Exception as err:
+        raise CorruptFolderError(f"{folder / '.zattrs'}: invalid 'probegroup' ({err})") from None
+    offset = 0
+    for probe in probegroup.probes:
+        count = probe.get_contact_count()
+        probe.set_device_channel_indices(np.arange(offset, offset + count))
+        offset += count
+    if offset != recording.get_num_channels():
+        raise CorruptFolderError(f"{folder / '.zattrs'}: probe has {offset} contacts for "
+                                 f"{recording.get_num_channels()} channels")
+    recording.set_probegroup(probegroup, in_place=True)
+
+
+def _check_codecs(compressor, filters, compressor_by_dataset, filters_by_dataset) -> None:
+    from numcodecs.abc import Codec
+
+    for name, codec in [("compressor", compressor)] + [(f"compressor_by_dataset[{k!r}]", v)
+                                                       for k, v in compressor_by_dataset.items()]:
+        if codec is not None and not isinstance(codec, Codec):
+            raise ValueError(f"{name} must be a numcodecs codec or None, got {codec!r}")
+    for name, codecs in [("filters", filters)] + [(f"filters_by_dataset[{k!r}]", v)
+                                                  for k, v in filters_by_dataset.items()]:
+        if codecs is not None and not all(isinstance(c, Codec) for c in codecs):
+            raise ValueError(f"{name} must be a list of numcodecs codecs or None, got {codecs!r}")
+    for name, d in (("compressor_by_dataset", compressor_by_dataset), ("filters_by_dataset", filters_by_dataset)):
+        unknown = set(d) - {"traces", "times"}
+        if unknown:
+            raise ValueError(f"{name} keys must be 'traces' or 'times', got {sorted(unknown)}")
+
+
+__all__ = ["ZarrRecordingExtractor", "read_zarr", "write_zarr_recording", "get_default_zarr_compressor",
+           "zarr_folder_name"]
