@@ -89,3 +89,29 @@ from .io import (
     read_numpy_sorting_folder,
     read_zarr,
 )
+from .analyzer import (
+    AnalyzerExtension,
+    ComputeNoiseLevels,
+    ComputeRandomSpikes,
+    ComputeTemplates,
+    ComputeWaveforms,
+    SortingAnalyzer,
+    compute_noise_levels,
+    compute_random_spikes,
+    compute_templates,
+    compute_waveforms,
+    create_sorting_analyzer,
+    get_available_analyzer_extensions,
+    load_sorting_analyzer,
+    register_result_extension,
+)
+from .templates import Templates
+from .sparsity import ChannelSparsity, compute_sparsity, estimate_sparsity
+from .sorting_tools import random_spikes_selection
+from .template_tools import (
+    estimate_main_channel_from_recording,
+    get_template_amplitudes,
+    get_template_extremum_amplitude,
+    get_template_extremum_channel,
+    get_template_extremum_channel_peak_shift,
+)

@@ -1,0 +1,488 @@
+"""The core extensions: ``random_spikes``, ``waveforms``, ``templates`` and ``noise_levels``.
+
+Storage follows SpikeInterface 0.105.3: random spike indices into the spike vector; waveforms
+``(num_random_spikes, nbefore + nafter, max sparse channels)`` with each unit's channels packed first;
+dense templates ``(num_units, nbefore + nafter, num_channels)`` (float64 from waveforms, float32 from the
+recording) with zeros outside each unit's sparse channels; float32 noise levels per channel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..job import split_job_kwargs
+from .extension import AnalyzerExtension, extension_function, register_result_extension
+from .waveform_tools import run_waveform_pass, unit_channel_table
+
+_SI_CORE = "spikeinterface.core.analyzer_extension_core."
+
+
+# ------------------------------------------------------------------------------------ random_spikes
+class ComputeRandomSpikes(AnalyzerExtension):
+    """Random selection of spikes per unit (indices into the sorting's spike vector).
+
+    Parameters
+    ----------
+    method : "uniform" | "all", default: "uniform"
+        "uniform": up to ``max_spikes_per_unit`` spikes per unit drawn without replacement; "all": every spike.
+    max_spikes_per_unit : int, default: 500
+        Largest number of spikes per unit ("uniform").
+    margin_size : int or None, default: None
+        Drop spikes closer than this many samples to a segment border.
+    seed : int or None, default: None
+        Seed of the random generator (stored as given, as SpikeInterface does).
+    """
+
+    extension_name = "random_spikes"
+    depend_on = ()
+    need_recording = False
+    si_class = _SI_CORE + "ComputeRandomSpikes"
+
+    def _set_params(self, method: str = "uniform", max_spikes_per_unit: int = 500, margin_size: int | None = None,
+                    seed: int | None = None) -> dict:
+        if method not in ("uniform", "all", "percentage", "maximum_rate"):
+            raise ValueError(f"method must be 'uniform' or 'all', got {method!r}")
+        return {"method": method, "max_spikes_per_unit": max_spikes_per_unit, "margin_size": margin_size,
+                "seed": seed}
+
+    def _run(self, verbose: bool = False) -> None:
+        from ..sorting_tools import random_spikes_selection
+
+        analyzer = self._sorting_analyzer
+        num_samples = [analyzer.get_num_samples(i) for i in range(analyzer.get_num_segments())]
+        indices = random_spikes_selection(analyzer.sorting, num_samples=num_samples, **self.params)
+        self.data = {"random_spikes_indices": np.asarray(indices, dtype=np.int64)}
+
+    def _get_data(self) -> np.ndarray:
+        return self.data["random_spikes_indices"]
+
+    def get_random_spikes(self) -> np.ndarray:
+        """The selected spikes (spike-vector dtype), in spike-vector order."""
+        return self._sorting_analyzer.sorting.to_spike_vector()[self.data["random_spikes_indices"]]
+
+    def get_selected_indices_in_spike_train(self, unit_id, segment_index: int | None) -> np.ndarray:
+        """Positions of the selected spikes of ``unit_id`` within its spike train of ``segment_index``."""
+        analyzer = self._sorting_analyzer
+        segment_index = analyzer.sorting._check_segment_index(segment_index)
+        unit_index = analyzer.sorting.id_to_index(unit_id)
+        spikes = analyzer.sorting.to_spike_vector()
+        in_train = (spikes["unit_index"] == unit_index) & (spikes["segment_index"] == segment_index)
+        rank = np.cumsum(in_train) - 1
+        selected = self.data["random_spikes_indices"]
+        return rank[selected[in_train[selected]]]
+
+    def _select_units_extension_data(self, unit_ids, new_sorting_analyzer) -> dict:
+        spike_map = new_sorting_analyzer._curation_spike_map
+        return {"random_spikes_indices": _map_sorted(self.data["random_spikes_indices"], spike_map)[0]}
+
+    def _merge_extension_data(self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask,
+                              **job_kwargs) -> dict:
+        return {"random_spikes_indices": _map_sorted(self.data["random_spikes_indices"],
+                                                     new_sorting_analyzer._curation_spike_map)[0]}
+
+
+def _map_sorted(old_indices: np.ndarray, spike_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Old spike-vector indices mapped into the new spike vector (dropped spikes removed), sorted.
+
+    Returns the new indices and, for each of them, the row of ``old_indices`` it comes from.
+    """
+    new = spike_map[np.asarray(old_indices, dtype=np.int64)]
+    rows = np.flatnonzero(new >= 0)
+    order = np.argsort(new[rows], kind="stable")
+    return new[rows][order].astype(np.int64), rows[order]
+
+
+# ------------------------------------------------------------------------------------ waveforms
+class ComputeWaveforms(AnalyzerExtension):
+    """Waveforms of the random spikes, on each unit's sparse channels.
+
+    Parameters
+    ----------
+    ms_before : float, default: 1.0
+        Milliseconds before each spike.
+    ms_after : float, default: 2.0
+        Milliseconds after each spike.
+    dtype : numpy dtype or None, default: None
+        Dtype of the waveforms: float32 when the analyzer is scaled, else the recording's dtype.
+    """
+
+    extension_name = "waveforms"
+    depend_on = ("random_spikes",)
+    need_recording = True
+    need_job_kwargs = True
+    si_class = _SI_CORE + "ComputeWaveforms"
+
+    @property
+    def nbefore(self) -> int:
+        return int(self.params["ms_before"] * self._sorting_analyzer.sampling_frequency / 1000.0)
+
+    @property
+    def nafter(self) -> int:
+        return int(self.params["ms_after"] * self._sorting_analyzer.sampling_frequency / 1000.0)
+
+    def _set_params(self, ms_before: float = 1.0, ms_after: float = 2.0, dtype=None) -> dict:
+        for name, value in (("ms_before", ms_before), ("ms_after", ms_after)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number of milliseconds, got {value!r}")
+        analyzer = self._sorting_analyzer
+        if dtype is None:
+            dtype = np.float32 if analyzer.return_scaled else analyzer.get_dtype()
+        return {"ms_before": float(ms_before), "ms_after": float(ms_after), "dtype": np.dtype(dtype).str}
+
+    def _run(self, verbose: bool = False, **job_kwargs) -> None:
+        analyzer = self._sorting_analyzer
+        _, job_kwargs = split_job_kwargs(job_kwargs)
+        random_spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+        table = unit_channel_table(analyzer.sparsity_mask, analyzer.get_num_units(), analyzer.get_num_channels())
+        width = self.nbefore + self.nafter
+        waveforms = np.zeros((random_spikes.size, width, table.shape[1]), dtype=self.params["dtype"])
+
+        def gather(positions, chunk_waveforms):
+            waveforms[positions] = chunk_waveforms
+
+        run_waveform_pass(analyzer.recording, random_spikes, self.nbefore, self.nafter, analyzer.return_scaled,
+                          table, self.params["dtype"], gather, job_kwargs, job_name="compute_waveforms")
+        self.data = {"waveforms": waveforms}
+
+    def _get_data(self) -> np.ndarray:
+        return self.data["waveforms"]
+
+    def get_waveforms_one_unit(self, unit_id, force_dense: bool = False) -> np.ndarray:
+        """Waveforms ``(num_spikes, nbefore + nafter, channels)`` of one unit: its sparse channels, or all."""
+        analyzer = self._sorting_analyzer
+        unit_index = analyzer.sorting.id_to_index(unit_id)
+        spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+        rows = np.flatnonzero(spikes["unit_index"] == unit_index)
+        channels = analyzer._unit_channel_indices(unit_index)
+        unit_waveforms = np.asarray(self.data["waveforms"][rows][:, :, : channels.size])
+        if not force_dense or channels.size == analyzer.get_num_channels():
+            return unit_waveforms
+        dense = np.zeros(unit_waveforms.shape[:2] + (analyzer.get_num_channels(),), dtype=unit_waveforms.dtype)
+        dense[:, :, channels] = unit_waveforms
+        return dense
+
+    def _select_units_extension_data(self, unit_ids, new_sorting_analyzer) -> dict:
+        new_analyzer = new_sorting_analyzer
+        old_rs = self._sorting_analyzer.get_extension("random_spikes").data["random_spikes_indices"]
+        _, rows = _map_sorted(old_rs, new_analyzer._curation_spike_map)
+        table = unit_channel_table(new_analyzer.sparsity_mask, new_analyzer.get_num_units(),
+                                   new_analyzer.get_num_channels())
+        return {"waveforms": np.asarray(self.data["waveforms"][rows][:, :, : table.shape[1]])}
+
+    def _merge_extension_data(self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask,
+                              **job_kwargs) -> dict:
+        # repack each spike's channels from its old unit's sparsity to its new unit's
+        old = self._sorting_analyzer
+        old_spikes = old.get_extension("random_spikes").get_random_spikes()
+        old_rs = old.get_extension("random_spikes").data["random_spikes_indices"]
+        new_rs, rows = _map_sorted(old_rs, new_sorting_analyzer._curation_spike_map)
+        new_units = new_sorting_analyzer.sorting.to_spike_vector()["unit_index"][new_rs]
+        table = unit_channel_table(new_sorting_analyzer.sparsity_mask, new_sorting_analyzer.get_num_units(),
+                                   new_sorting_analyzer.get_num_channels())
+        old_waveforms = self.data["waveforms"]
+        waveforms = np.zeros((rows.size, old_waveforms.shape[1], table.shape[1]), dtype=old_waveforms.dtype)
+        for i, (row, new_unit) in enumerate(zip(rows.tolist(), new_units.tolist())):
+            old_channels = old._unit_channel_indices(old_spikes["unit_index"][row])
+            new_channels = table[new_unit][table[new_unit] >= 0]
+            dense = np.zeros((old_waveforms.shape[1], old.get_num_channels()), dtype=old_waveforms.dtype)
+            dense[:, old_channels] = old_waveforms[row][:, : old_channels.size]
+            waveforms[i, :, : new_channels.size] = dense[:, new_channels]
+        return {"waveforms": waveforms}
+
+
+# ------------------------------------------------------------------------------------ templates
+def _operator_key(operator) -> str:
+    if isinstance(operator, (tuple, list)):
+        if len(operator) != 2 or operator[0] != "percentile":
+            raise ValueError(f"operators: {operator!r} is not ('percentile', q)")
+        return f"percentile_{operator[1]}"
+    if operator not in ("average", "std", "median"):
+        raise ValueError(f"operators: {operator!r} is not one of 'average', 'std', 'median', ('percentile', q)")
+    return operator
+
+
+class ComputeTemplates(AnalyzerExtension):
+    """Templates of each unit: statistics of its random spikes' waveforms.
+
+    Parameters
+    ----------
+    operators : list, default: ["average", "std"]
+        Any of "average", "std", "median", ("percentile", q). "median" and percentiles need the
+        waveforms extension.
+    ms_before : float, default: 1.0
+        Milliseconds before the spike (taken from the waveforms extension when present).
+    ms_after : float, default: 2.0
+        Milliseconds after the spike (taken from the waveforms extension when present).
+    """
+
+    extension_name = "templates"
+    depend_on = ("waveforms|random_spikes",)
+    need_job_kwargs = True
+    si_class = _SI_CORE + "ComputeTemplates"
+
+    @property
+    def nbefore(self) -> int:
+        return int(self.params["ms_before"] * self._sorting_analyzer.sampling_frequency / 1000.0)
+
+    @property
+    def nafter(self) -> int:
+        return int(self.params["ms_after"] * self._sorting_analyzer.sampling_frequency / 1000.0)
+
+    def _set_params(self, operators=None, ms_before: float = 1.0, ms_after: float = 2.0) -> dict:
+        operators = ["average", "std"] if operators is None else list(operators)
+        operators = [tuple(op) if isinstance(op, list) else op for op in operators]
+        for op in operators:
+            _operator_key(op)
+        analyzer = self._sorting_analyzer
+        if analyzer.has_extension("waveforms"):
+            waveforms_params = analyzer.get_extension("waveforms").params
+            ms_before, ms_after = waveforms_params["ms_before"], waveforms_params["ms_after"]
+        else:
+            needs = [op for op in operators if op not in ("average", "std")]
+            if needs:
+                raise ValueError(
+                    f"operators {needs} need the waveforms extension; compute('waveforms') first "
+                    "(without it only 'average' and 'std' are possible)"
+                )
+        return {"operators": operators, "ms_before": float(ms_before), "ms_after": float(ms_after)}
+
+    def _params_from_json(self, params: dict) -> dict:
+        params = dict(params)
+        params["operators"] = [tuple(op) if isinstance(op, list) else op for op in params.get("operators", [])]
+        return params
+
+    @property
+    def need_recording(self) -> bool:  # from waveforms, no recording is read
+        return not self._sorting_analyzer.has_extension("waveforms")
+
+    def _run(self, verbose: bool = False, **job_kwargs) -> None:
+        analyzer = self._sorting_analyzer
+        if analyzer.has_extension("waveforms"):
+            self.data = self._from_waveforms([_operator_key(op) for op in self.params["operators"]])
+        else:
+            self.data = self._from_recording(job_kwargs)
+
+    def _from_waveforms(self, keys: list[str], unit_indices=None) -> dict:
+        analyzer = self._sorting_analyzer
+        waveforms = analyzer.get_extension("waveforms").data["waveforms"]
+        spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+        num_units, num_channels = analyzer.get_num_units(), analyzer.get_num_channels()
+        width = waveforms.shape[1]
+        data = {key: np.zeros((num_units, width, num_channels), dtype=np.float64) for key in keys}
+        units = range(num_units) if unit_indices is None else unit_indices
+        for unit_index in units:
+            rows = np.flatnonzero(spikes["unit_index"] == unit_index)
+            if rows.size == 0:
+                continue
+            channels = analyzer._unit_channel_indices(unit_index)
+            unit_waveforms = np.asarray(waveforms[rows][:, :, : channels.size], dtype=np.float64)
+            for key in keys:
+                data[key][unit_index][:, channels] = _apply_operator(key, unit_waveforms)
+        return data
+
+    def _from_recording(self, job_kwargs: dict) -> dict:
+        # one chunked pass; sums are accumulated in spike order (unbuffered np.add.at), so the result
+        # does not depend on n_jobs or the chunk size
+        analyzer = self._sorting_analyzer
+        _, job_kwargs = split_job_kwargs(job_kwargs)
+        spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+        num_units, num_channels = analyzer.get_num_units(), analyzer.get_num_channels()
+        table = unit_channel_table(analyzer.sparsity_mask, num_units, num_channels)
+        width = self.nbefore + self.nafter
+        sums = np.zeros((num_units, width, table.shape[1]), dtype=np.float64)
+        squares = np.zeros_like(sums)
+
+        def gather(positions, chunk_waveforms):
+            values = chunk_waveforms.astype(np.float64)
+            units = spikes["unit_index"][positions]
+            np.add.at(sums, units, values)
+            np.add.at(squares, units, values * values)
+
+        run_waveform_pass(analyzer.recording, spikes, self.nbefore, self.nafter, analyzer.return_scaled,
+                          table, np.float32 if analyzer.return_scaled else analyzer.get_dtype(), gather,
+                          job_kwargs, job_name="estimate_templates")
+        counts = np.bincount(spikes["unit_index"], minlength=num_units).astype(np.float64)
+        data = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = sums / counts[:, None, None]
+            std = np.sqrt(np.maximum(squares / counts[:, None, None] - mean * mean, 0.0))
+        mean[counts == 0] = 0.0
+        std[counts == 0] = 0.0
+        for op in self.params["operators"]:
+            packed = mean if op == "average" else std
+            data[op] = _unpack_dense(packed, table, num_channels).astype(np.float32)
+        return data
+
+    # ------------------------------------------------------------ access
+    def _get_data(self, operator: str = "average", percentile: float | None = None, outputs: str = "numpy"):
+        key = self._resolve_key(operator, percentile)
+        if key not in self.data:
+            if not self._sorting_analyzer.has_extension("waveforms"):
+                raise ValueError(
+                    f"operator {key!r} was not computed (computed: {list(self.data)}) and needs the waveforms "
+                    "extension; compute('templates', operators=[...]) with it"
+                )
+            self.data[key] = self._from_waveforms([key])[key]
+        return self.data[key]
+
+    @staticmethod
+    def _resolve_key(operator, percentile) -> str:
+        if operator == "percentile":
+            if percentile is None:
+                raise ValueError("percentile is required when operator='percentile'")
+            return f"percentile_{percentile}"
+        return _operator_key(operator)
+
+    def get_templates(self, unit_ids=None, operator: str = "average", percentile: float | None = None,
+                      save: bool = True, outputs: str = "numpy"):
+        """Dense templates ``(units, nbefore + nafter, num_channels)`` of ``unit_ids`` (all when None).
+
+        Parameters
+        ----------
+        unit_ids : array-like or None, default: None
+            Units, in the order wanted.
+        operator : "average" | "std" | "median" | "percentile", default: "average"
+            Statistic.
+        percentile : float or None, default: None
+            The percentile, for ``operator="percentile"``.
+        save : bool, default: True
+            Accepted for SpikeInterface compatibility (an operator computed on the fly is kept in memory).
+        outputs : "numpy", default: "numpy"
+            Only numpy arrays are returned.
+        """
+        if outputs != "numpy":
+            raise ValueError(f"outputs must be 'numpy', got {outputs!r}")
+        templates = self.get_data(operator=operator, percentile=percentile)
+        if unit_ids is None:
+            return np.asarray(templates)
+        indices = self._sorting_analyzer.sorting.ids_to_indices(unit_ids)
+        return np.asarray(templates[indices])
+
+    def get_unit_template(self, unit_id, operator: str = "average") -> np.ndarray:
+        """Dense template ``(nbefore + nafter, num_channels)`` of one unit."""
+        unit_index = self._sorting_analyzer.sorting.id_to_index(unit_id)
+        return np.asarray(self.get_data(operator=operator)[unit_index])
+
+    def _select_units_extension_data(self, unit_ids, new_sorting_analyzer) -> dict:
+        indices = self._sorting_analyzer.sorting.ids_to_indices(unit_ids)
+        return {key: np.asarray(values[indices]) for key, values in self.data.items()}
+
+    def _merge_extension_data(self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask,
+                              **job_kwargs) -> dict | None:
+        if "waveforms" in new_sorting_analyzer.extensions:
+            # exact: recompute every operator from the merged waveforms
+            merged = ComputeTemplates(new_sorting_analyzer)
+            merged.params = dict(self.params)
+            return merged._from_waveforms([_operator_key(op) for op in self.params["operators"]])
+        old = self._sorting_analyzer
+        new_unit_index = {u: i for i, u in enumerate(new_sorting_analyzer.unit_ids.tolist())}
+        counts = np.bincount(old.get_extension("random_spikes").get_random_spikes()["unit_index"],
+                             minlength=old.get_num_units()).astype(np.float64)
+        data = {}
+        for key, values in self.data.items():
+            if key not in ("average", "std"):
+                continue  # medians and percentiles do not combine: dropped
+            out = np.zeros((new_sorting_analyzer.get_num_units(),) + values.shape[1:], dtype=values.dtype)
+            kept = old.unit_ids[keep_mask]
+            out[[new_unit_index[u] for u in kept.tolist()]] = values[keep_mask]
+            for group, new_id in zip(merge_unit_groups, new_unit_ids):
+                idx = old.sorting.ids_to_indices(group)
+                weights = counts[idx] / max(counts[idx].sum(), 1.0)
+                means = self.data["average"][idx].astype(np.float64)
+                mean = np.tensordot(weights, means, axes=1)
+                if key == "average":
+                    merged = mean
+                else:
+                    stds = values[idx].astype(np.float64)
+                    merged = np.sqrt(np.maximum(np.tensordot(weights, stds**2 + means**2, axes=1) - mean**2, 0))
+                mask = new_sorting_analyzer.sparsity_mask
+                if mask is not None:
+                    merged = merged * mask[new_unit_index[new_id]][None, :]
+                out[new_unit_index[new_id]] = merged
+            data[key] = out
+        if not data:
+            return None
+        return data
+
+
+def _apply_operator(key: str, waveforms: np.ndarray) -> np.ndarray:
+    if key == "average":
+        return np.mean(waveforms, axis=0)
+    if key == "std":
+        return np.std(waveforms, axis=0)
+    if key == "median":
+        return np.median(waveforms, axis=0)
+    return np.percentile(waveforms, float(key.split("_", 1)[1]), axis=0)
+
+
+def _unpack_dense(packed: np.ndarray, table: np.ndarray, num_channels: int) -> np.ndarray:
+    """``(units, width, max_channels)`` packed per the channel table, to dense ``(units, width, num_channels)``."""
+    dense = np.zeros(packed.shape[:2] + (num_channels,), dtype=packed.dtype)
+    for unit_index, channels in enumerate(table):
+        channels = channels[channels >= 0]
+        dense[unit_index][:, channels] = packed[unit_index][:, : channels.size]
+    return dense
+
+
+# ------------------------------------------------------------------------------------ noise_levels
+class ComputeNoiseLevels(AnalyzerExtension):
+    """Noise level of each channel (``get_noise_levels``: MAD over random chunks by default).
+
+    Parameters
+    ----------
+    **params
+        Options of ``get_noise_levels`` (``method``, ``random_slices_kwargs``, ``num_chunks_per_segment``,
+        ``chunk_duration``, ``seed``...). The random seed is drawn when not given and stored, as
+        SpikeInterface does, so the result can be reproduced.
+    """
+
+    extension_name = "noise_levels"
+    depend_on = ()
+    need_recording = True
+    need_job_kwargs = True
+    si_class = _SI_CORE + "ComputeNoiseLevels"
+
+    _direct_slice_keys = ("num_chunks_per_segment", "chunk_size", "chunk_duration", "margin_frames", "seed")
+
+    def _set_params(self, **params) -> dict:
+        params = dict(params)
+        random_slices_kwargs = dict(params.pop("random_slices_kwargs", None) or {})
+        for key in self._direct_slice_keys:
+            if key in params:
+                random_slices_kwargs[key] = params.pop(key)
+        if random_slices_kwargs.get("seed") is None:
+            random_slices_kwargs["seed"] = int(np.random.default_rng().integers(0, 2**63 - 1))
+        params["random_slices_kwargs"] = random_slices_kwargs
+        return params
+
+    def _run(self, verbose: bool = False, **job_kwargs) -> None:
+        from ..recording_tools import get_noise_levels
+
+        analyzer = self._sorting_analyzer
+        _, job_kwargs = split_job_kwargs(job_kwargs)
+        job_kwargs = {k: v for k, v in job_kwargs.items() if k not in ("chunk_duration", "chunk_size",
+                                                                         "chunk_memory", "total_memory")}
+        params = dict(self.params)
+        noise_levels = get_noise_levels(analyzer.recording, return_scaled=analyzer.return_scaled,
+                                        random_slices_kwargs=dict(params.pop("random_slices_kwargs")),
+                                        **params, **job_kwargs)
+        self.data = {"noise_levels": np.asarray(noise_levels)}
+
+    def _get_data(self) -> np.ndarray:
+        return self.data["noise_levels"]
+
+    def _select_units_extension_data(self, unit_ids, new_sorting_analyzer) -> dict:
+        return {"noise_levels": np.array(self.data["noise_levels"])}
+
+    def _merge_extension_data(self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask,
+                              **job_kwargs) -> dict:
+        return {"noise_levels": np.array(self.data["noise_levels"])}
+
+
+for _cls in (ComputeRandomSpikes, ComputeWaveforms, ComputeTemplates, ComputeNoiseLevels):
+    register_result_extension(_cls)
+
+compute_random_spikes = extension_function("random_spikes")
+compute_waveforms = extension_function("waveforms")
+compute_templates = extension_function("templates")
+compute_noise_levels = extension_function("noise_levels")

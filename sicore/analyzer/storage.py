@@ -1,0 +1,305 @@
+"""Where an analyzer keeps its parts: in memory, or in a SpikeInterface-compatible ``binary_folder``.
+
+A storage writes the analyzer's root (settings, sorting copy, recording provenance and attributes,
+sparsity) once, then saves, loads and deletes extensions. Every write is atomic: an extension is
+written into a hidden temporary sibling (``run_info.json`` last) and renamed into place, so a killed
+process leaves the previous extension or none, never a half-written one that loads as complete.
+
+The zarr storage lives in ``zarr_storage.py`` and follows the same interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io.atomic import TMP_MARK, atomic_folder
+from ..io.safe_files import CorruptFolderError, load_npy, read_json, to_json_compatible, write_json
+
+SI_LAYOUT_VERSION = "0.105.3"
+
+
+class IncompleteExtensionError(CorruptFolderError):
+    """A saved extension lacks ``run_info.json`` or says ``run_completed: false`` (its compute was cut short)."""
+
+
+@dataclass
+class AnalyzerRoot:
+    """What an analyzer is made of, apart from its extensions."""
+
+    sorting: Any
+    recording: Any  # BaseRecording or None (recordingless)
+    rec_attributes: dict
+    probegroup: Any  # probeinterface.ProbeGroup or None
+    sparsity_mask: np.ndarray | None
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExtensionParts:
+    """What a storage holds of one extension."""
+
+    params: dict
+    data: dict
+    run_info: dict
+
+
+def spikeinterface_info() -> dict:
+    return {"version": SI_LAYOUT_VERSION, "dev_mode": False, "object": "SortingAnalyzer"}
+
+
+def extension_json_params(params: dict) -> dict:
+    """``params`` as JSON (tuples become lists); raises naming the parameter that JSON cannot hold."""
+    return json.loads(json.dumps(to_json_compatible(params, "params")))
+
+
+class MemoryStorage:
+    """Keeps nothing on disk: ``save_extension`` and ``delete_extension`` do nothing."""
+
+    format = "memory"
+    folder = None
+
+    def save_extension(self, extension) -> None:
+        pass
+
+    def delete_extension(self, extension_name: str) -> None:
+        pass
+
+    def saved_extension_names(self) -> list[str]:
+        return []
+
+    def load_extension(self, extension_name: str) -> ExtensionParts:
+        raise KeyError(f"extension_name {extension_name!r}: an in-memory analyzer has no saved extensions")
+
+
+class BinaryFolderStorage:
+    """A SpikeInterface ``binary_folder`` analyzer.
+
+    Layout::
+
+        spikeinterface_info.json   {version, dev_mode, object: "SortingAnalyzer"}
+        settings.json              {return_in_uV, peak_sign, peak_mode}
+        recording.json             recording provenance, paths relative to the analyzer folder (when serialisable)
+        recording_info/            recording_attributes.json, probegroup.json
+        sparsity_mask.npy          bool (num_units, num_channels), when sparse
+        sorting/                   numpy-folder copy of the sorting
+        extensions/<name>/         params.json, info.json, data (.npy / .json), run_info.json (written last)
+
+    Parameters
+    ----------
+    folder : str or Path
+        The analyzer folder.
+    """
+
+    format = "binary_folder"
+
+    def __init__(self, folder):
+        self.folder = Path(os.path.abspath(folder))
+
+    # ------------------------------------------------------------------ root
+    @classmethod
+    def create(cls, folder, root: AnalyzerRoot, overwrite: bool = False) -> "BinaryFolderStorage":
+        """Write the analyzer root atomically (into a temporary sibling renamed into place)."""
+        final = Path(os.path.abspath(folder))
+        with atomic_folder(final, overwrite=overwrite, argument="folder") as tmp:
+            write_json(tmp / "spikeinterface_info.json", spikeinterface_info())
+            write_json(tmp / "settings.json", root.settings)
+            provenance = recording_provenance(root.recording, final)
+            if provenance is not None:
+                write_json(tmp / "recording.json", provenance)
+            info_folder = tmp / "recording_info"
+            info_folder.mkdir()
+            write_json(info_folder / "recording_attributes.json", rec_attributes_to_json(root.rec_attributes))
+            if root.probegroup is not None:
+                from probeinterface import write_probeinterface
+
+                write_probeinterface(info_folder / "probegroup.json", root.probegroup)
+            if root.sparsity_mask is not None:
+                np.save(tmp / "sparsity_mask.npy", np.asarray(root.sparsity_mask, dtype=bool), allow_pickle=False)
+            from ..io.numpy_folder import write_numpy_folder
+
+            write_numpy_folder(root.sorting, tmp / "sorting")
+            (tmp / "extensions").mkdir()
+        return cls(final)
+
+    def load_root(self, load_recording: bool = True) -> AnalyzerRoot:
+        """Read the root; the recording is rebuilt from its provenance when possible, else None."""
+        folder = self.folder
+        if not folder.is_dir():
+            raise FileNotFoundError(f"folder {folder} does not exist")
+        settings = read_json(folder / "settings.json", required=False) or {}
+        info_folder = folder / "recording_info"
+        attributes = read_json(info_folder / "recording_attributes.json")
+        rec_attributes = rec_attributes_from_json(attributes, info_folder / "recording_attributes.json")
+        probegroup = None
+        if (info_folder / "probegroup.json").is_file():
+            from probeinterface import read_probeinterface
+
+            probegroup = read_probeinterface(info_folder / "probegroup.json")
+        mask_file = folder / "sparsity_mask.npy"
+        sparsity_mask = load_npy(mask_file) if mask_file.is_file() else None
+        from ..io.numpy_folder import NumpyFolderSorting
+
+        sorting = NumpyFolderSorting(folder / "sorting", mmap_mode="r")
+        recording = None
+        if load_recording and (folder / "recording.json").is_file():
+            recording = load_recording_provenance(read_json(folder / "recording.json"), folder)
+        return AnalyzerRoot(sorting, recording, rec_attributes, probegroup, sparsity_mask, settings)
+
+    # ------------------------------------------------------------ extensions
+    @property
+    def extensions_folder(self) -> Path:
+        return self.folder / "extensions"
+
+    def save_extension(self, extension) -> None:
+        """Write ``extension`` atomically to ``extensions/<name>/`` (replacing a previous one)."""
+        self.extensions_folder.mkdir(exist_ok=True)
+        target = self.extensions_folder / extension.extension_name
+        params = extension_json_params(extension.params)
+        with atomic_folder(target, overwrite=True, argument="extension folder") as tmp:
+            for key, value in extension.data.items():
+                _save_data_item(tmp, key, value, extension.extension_name)
+            write_json(tmp / "params.json", params)
+            write_json(tmp / "info.json", extension.info())
+            # written last: its presence marks a complete extension
+            write_json(tmp / "run_info.json", extension.run_info)
+
+    def delete_extension(self, extension_name: str) -> None:
+        target = self.extensions_folder / extension_name
+        if not target.exists():
+            return
+        # rename first so that a crash during rmtree leaves no folder that looks like the extension
+        trash = Path(tempfile.mkdtemp(prefix=f".{extension_name}.sicore-old-", dir=self.extensions_folder))
+        os.rmdir(trash)
+        os.rename(target, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def saved_extension_names(self) -> list[str]:
+        """Names of the extension folders (complete or not), hidden temporaries excluded."""
+        if not self.extensions_folder.is_dir():
+            return []
+        return sorted(p.name for p in self.extensions_folder.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and TMP_MARK not in p.name)
+
+    def load_extension(self, extension_name: str) -> ExtensionParts:
+        """Params, data (memory-mapped arrays) and run_info of a saved extension.
+
+        Raises ``IncompleteExtensionError`` when ``run_info.json`` is missing or says the run did not complete.
+        """
+        folder = self.extensions_folder / extension_name
+        if not folder.is_dir():
+            raise KeyError(f"extension_name {extension_name!r} is not saved in {self.folder}")
+        run_info = read_json(folder / "run_info.json", required=False)
+        if not isinstance(run_info, dict) or not run_info.get("run_completed", False):
+            raise IncompleteExtensionError(
+                f"{folder}: extension {extension_name!r} is incomplete (no completed run_info.json); recompute it"
+            )
+        params = read_json(folder / "params.json")
+        data = {}
+        for file in sorted(folder.iterdir()):
+            if file.suffix == ".npy":
+                data[file.stem] = load_npy(file, mmap_mode="r")
+            elif file.suffix == ".json" and file.stem not in ("params", "info", "run_info"):
+                data[file.stem] = read_json(file)
+            elif file.suffix in (".pkl", ".pickle"):
+                warnings.warn(f"{file}: pickled data is never loaded by sicore; skipped")
+        return ExtensionParts(params, data, run_info)
+
+
+def _save_data_item(folder: Path, key: str, value, extension_name: str) -> None:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":
+            raise TypeError(f"extension {extension_name!r}: data {key!r} holds Python objects; sicore never pickles")
+        np.save(folder / f"{key}.npy", value, allow_pickle=False)
+    elif isinstance(value, (dict, list)):
+        write_json(folder / f"{key}.json", value)
+    else:
+        raise TypeError(
+            f"extension {extension_name!r}: data {key!r} is a {type(value).__name__}; storable data are numpy "
+            "arrays, dicts and lists"
+        )
+
+
+# ---------------------------------------------------------------- recording provenance and attributes
+def recording_provenance(recording, final_folder: Path) -> dict | None:
+    """The recording's ``to_dict`` with paths relative to the analyzer folder, or None when in memory."""
+    if recording is None or not recording.is_json_serializable():
+        return None
+    try:
+        d = recording.to_dict(include_annotations=True, include_properties=True, relative_to=final_folder)
+        d = to_json_compatible(d, "recording provenance")
+    except (TypeError, ValueError) as err:
+        warnings.warn(f"the recording provenance is not saved ({err}); the analyzer will load recordingless")
+        return None
+    # classes whose kwargs SpikeInterface shares are written in its spelling, so SI can rebuild them too
+    short_name = d["class"].rsplit(".", 1)[-1]
+    if short_name in _SI_CLASS_PATHS:
+        d["class"], d["module"], d["version"] = _SI_CLASS_PATHS[short_name], "spikeinterface", SI_LAYOUT_VERSION
+        # the probe comes from the recording's own folder; SI cannot parse sicore's structured contact vector
+        d["properties"] = {k: v for k, v in (d.get("properties") or {}).items()
+                           if k not in ("contact_vector", "location") and not isinstance(v, dict)}
+    return d
+
+
+_SI_CLASS_PATHS = {"BinaryFolderRecording": "spikeinterface.core.binaryfolder.BinaryFolderRecording"}
+
+
+def load_recording_provenance(d: dict, base_folder: Path):
+    """Rebuild a recording from provenance; None (recordingless) with a warning when that fails."""
+    from ..io.loading import load_extractor
+
+    try:
+        return load_extractor(d, base_folder=base_folder)
+    except Exception as err:  # any failure (missing file, unknown class) means recordingless
+        warnings.warn(f"the recording could not be loaded ({type(err).__name__}: {err}); the analyzer is recordingless")
+        return None
+
+
+def get_rec_attributes(recording) -> dict:
+    """The recording facts an analyzer keeps so that it works without the recording."""
+    properties = {}
+    for key in ("gain_to_uV", "offset_to_uV", "group"):
+        values = recording.get_property(key)
+        if values is not None:
+            properties[key] = np.asarray(values)
+    if not recording.has_probe() and recording.get_property("location") is not None:
+        properties["location"] = np.asarray(recording.get_property("location"))
+    return {
+        "channel_ids": np.asarray(recording.channel_ids),
+        "sampling_frequency": float(recording.sampling_frequency),
+        "num_channels": int(recording.get_num_channels()),
+        "num_samples": [int(recording.get_num_samples(i)) for i in range(recording.get_num_segments())],
+        "is_filtered": bool(recording.is_filtered()),
+        "properties": properties,
+        "dtype": str(np.dtype(recording.get_dtype())),
+    }
+
+
+def rec_attributes_to_json(rec_attributes: dict) -> dict:
+    d = dict(rec_attributes)
+    d["channel_ids"] = np.asarray(d["channel_ids"]).tolist()
+    d["properties"] = {k: np.asarray(v).tolist() for k, v in d["properties"].items()}
+    return to_json_compatible(d, "recording attributes")
+
+
+def rec_attributes_from_json(d: dict, source) -> dict:
+    required = ("channel_ids", "sampling_frequency", "num_channels", "num_samples")
+    if not isinstance(d, dict) or any(k not in d for k in required):
+        raise CorruptFolderError(f"{source}: expected the keys {list(required)}")
+    attributes = dict(d)
+    attributes["channel_ids"] = np.asarray(d["channel_ids"])
+    attributes["sampling_frequency"] = float(d["sampling_frequency"])
+    attributes["num_channels"] = int(d["num_channels"])
+    num_samples = d["num_samples"]
+    attributes["num_samples"] = [int(n) for n in (num_samples if isinstance(num_samples, list) else [num_samples])]
+    attributes["properties"] = {k: np.asarray(v) for k, v in (d.get("properties") or {}).items() if v is not None}
+    attributes.setdefault("is_filtered", False)
+    return attributes
