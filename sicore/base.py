@@ -296,6 +296,22 @@ class BaseExtractor:
         return object.__reduce_ex__(self, protocol)
 
 
+def resolve_id_selection(parent: BaseExtractor, ids, renamed_ids, kind: str):
+    """Validate a view's id selection on ``parent``.
+
+    Returns ``(ids, parent_indices, new_ids)``: the selected parent ids (all when None), their indices
+    in the parent, and the ids of the view (``renamed_ids`` when given).
+    """
+    ids = parent._main_ids if ids is None else np.atleast_1d(np.asarray(ids))
+    parent_indices = parent._main_ids_to_indices(ids, f"{kind}_ids")
+    if renamed_ids is None:
+        return ids, parent_indices, ids
+    renamed_ids = np.atleast_1d(np.asarray(renamed_ids))
+    if renamed_ids.size != ids.size:
+        raise ValueError(f"renamed_{kind}_ids has {renamed_ids.size} ids for {ids.size} {kind}_ids")
+    return ids, parent_indices, renamed_ids
+
+
 def _rebuild_from_dict(d: dict) -> BaseExtractor:
     return BaseExtractor.from_dict(d)
 

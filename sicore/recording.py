@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import resolve_id_selection
 from .recording_snippets import BaseRecordingSnippets, _as_slice_if_contiguous
 
 
@@ -293,19 +294,11 @@ class ChannelSliceRecording(BaseRecording):
     """
 
     def __init__(self, parent_recording: BaseRecording, channel_ids=None, renamed_channel_ids=None):
-        if channel_ids is None:
-            channel_ids = parent_recording.channel_ids
-        channel_ids = np.atleast_1d(np.asarray(channel_ids))
-        parent_indices = parent_recording._main_ids_to_indices(channel_ids, "channel_ids")
+        channel_ids, parent_indices, new_ids = resolve_id_selection(
+            parent_recording, channel_ids, renamed_channel_ids, "channel"
+        )
         if parent_indices.size == 0:
             raise ValueError("channel_ids: a channel slice needs at least one channel")
-        if renamed_channel_ids is not None:
-            renamed_channel_ids = np.atleast_1d(np.asarray(renamed_channel_ids))
-            if renamed_channel_ids.size != channel_ids.size:
-                raise ValueError(
-                    f"renamed_channel_ids has {renamed_channel_ids.size} ids for {channel_ids.size} channel_ids"
-                )
-        new_ids = channel_ids if renamed_channel_ids is None else renamed_channel_ids
         BaseRecording.__init__(self, parent_recording.sampling_frequency, new_ids, parent_recording.get_dtype())
         self._parent = parent_recording
         self._parent_channel_indices = parent_indices
@@ -315,7 +308,7 @@ class ChannelSliceRecording(BaseRecording):
         self._kwargs = {
             "parent_recording": parent_recording,
             "channel_ids": channel_ids.tolist(),
-            "renamed_channel_ids": None if renamed_channel_ids is None else renamed_channel_ids.tolist(),
+            "renamed_channel_ids": None if renamed_channel_ids is None else new_ids.tolist(),
         }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import resolve_id_selection
 from .recording_snippets import BaseRecordingSnippets, _as_slice_if_contiguous
 
 
@@ -281,19 +282,11 @@ class ChannelSliceSnippets(BaseSnippets):
     """
 
     def __init__(self, parent_snippets: BaseSnippets, channel_ids=None, renamed_channel_ids=None):
-        if channel_ids is None:
-            channel_ids = parent_snippets.channel_ids
-        channel_ids = np.atleast_1d(np.asarray(channel_ids))
-        parent_indices = parent_snippets._main_ids_to_indices(channel_ids, "channel_ids")
+        channel_ids, parent_indices, new_ids = resolve_id_selection(
+            parent_snippets, channel_ids, renamed_channel_ids, "channel"
+        )
         if parent_indices.size == 0:
             raise ValueError("channel_ids: a channel slice needs at least one channel")
-        if renamed_channel_ids is not None:
-            renamed_channel_ids = np.atleast_1d(np.asarray(renamed_channel_ids))
-            if renamed_channel_ids.size != channel_ids.size:
-                raise ValueError(
-                    f"renamed_channel_ids has {renamed_channel_ids.size} ids for {channel_ids.size} channel_ids"
-                )
-        new_ids = channel_ids if renamed_channel_ids is None else renamed_channel_ids
         BaseSnippets.__init__(self, parent_snippets.sampling_frequency, parent_snippets.nbefore,
                               parent_snippets.snippet_len, new_ids, parent_snippets.get_dtype())
         self._parent = parent_snippets
@@ -304,7 +297,7 @@ class ChannelSliceSnippets(BaseSnippets):
         self._kwargs = {
             "parent_snippets": parent_snippets,
             "channel_ids": channel_ids.tolist(),
-            "renamed_channel_ids": None if renamed_channel_ids is None else renamed_channel_ids.tolist(),
+            "renamed_channel_ids": None if renamed_channel_ids is None else new_ids.tolist(),
         }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BaseExtractor
+from .base import BaseExtractor, resolve_id_selection
 
 # The "spike vector": every spike of every segment, sorted by (segment, sample, unit).
 SPIKE_VECTOR_DTYPE = np.dtype([("sample_index", "int64"), ("unit_index", "int64"), ("segment_index", "int64")])
@@ -363,15 +363,7 @@ class UnitsSelectionSorting(BaseSorting):
     """
 
     def __init__(self, parent_sorting: BaseSorting, unit_ids=None, renamed_unit_ids=None):
-        if unit_ids is None:
-            unit_ids = parent_sorting.unit_ids
-        unit_ids = np.atleast_1d(np.asarray(unit_ids))
-        parent_indices = parent_sorting._main_ids_to_indices(unit_ids, "unit_ids")
-        if renamed_unit_ids is not None:
-            renamed_unit_ids = np.atleast_1d(np.asarray(renamed_unit_ids))
-            if renamed_unit_ids.size != unit_ids.size:
-                raise ValueError(f"renamed_unit_ids has {renamed_unit_ids.size} ids for {unit_ids.size} unit_ids")
-        new_ids = unit_ids if renamed_unit_ids is None else renamed_unit_ids
+        unit_ids, parent_indices, new_ids = resolve_id_selection(parent_sorting, unit_ids, renamed_unit_ids, "unit")
         BaseSorting.__init__(self, parent_sorting.sampling_frequency, new_ids)
         self._parent = parent_sorting
         self._parent_unit_indices = parent_indices
@@ -385,7 +377,7 @@ class UnitsSelectionSorting(BaseSorting):
         self._kwargs = {
             "parent_sorting": parent_sorting,
             "unit_ids": unit_ids.tolist(),
-            "renamed_unit_ids": None if renamed_unit_ids is None else renamed_unit_ids.tolist(),
+            "renamed_unit_ids": None if renamed_unit_ids is None else new_ids.tolist(),
         }
 
     def _compute_spike_vector(self) -> np.ndarray:
