@@ -115,3 +115,4 @@ from .template_tools import (
     get_template_extremum_channel,
     get_template_extremum_channel_peak_shift,
 )
+from .legacy import MockWaveformExtractor, extract_waveforms, load_waveforms
