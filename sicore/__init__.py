@@ -116,3 +116,17 @@ from .template_tools import (
     get_template_extremum_channel_peak_shift,
 )
 from .legacy import MockWaveformExtractor, extract_waveforms, load_waveforms
+from .extractors import (
+    KiloSortSortingExtractor,
+    MEArecRecordingExtractor,
+    MEArecSortingExtractor,
+    OpenEphysBinaryRecordingExtractor,
+    OpenEphysLegacyRecordingExtractor,
+    PhySortingExtractor,
+    SpikeGLXRecordingExtractor,
+    read_kilosort,
+    read_mearec,
+    read_openephys,
+    read_phy,
+    read_spikeglx,
+)
