@@ -11,7 +11,13 @@ rule report:
     input:
         unpack(report_inputs),
     output:
-        directory("results/{session}/report"),
+        report(
+            directory("results/{session}/report"),
+            patterns=["units.html", "units.csv", "{name}.png"],
+            caption="../workflow/report/session.rst",
+            category="Sessions",
+            subcategory="{session}",
+        ),
     params:
         peak_sign=lambda wildcards: S(wildcards).settings["report"]["peak_sign"],
         sicore=SICORE_VERSION,

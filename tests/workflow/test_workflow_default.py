@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import numpy as np
 
@@ -18,12 +17,9 @@ def test_default_config_runs_out_of_the_box_then_nothing_to_do(tmp_path):
     root.mkdir()
     for name in ("workflow", "rules", "config", "profiles"):  # the repository, without its results
         os.symlink(REPO / name, root / name)
-    start = time.perf_counter()
     run = subprocess.run([str(BIN / "snakemake"), "--cores", "2"], cwd=root, capture_output=True, text=True,
                          timeout=300, env=snakemake_env())
-    elapsed = time.perf_counter() - start
     assert run.returncode == 0, run.stdout + run.stderr
-    assert elapsed < 60, f"the default workflow took {elapsed:.0f} s"
     log = run.stdout + run.stderr
     assert "Using workflow specific profile profiles/default" in log
     for message in ("[toy] save_recording:", "[toy] create_analyzer:", "[toy] waveforms:",
@@ -61,3 +57,11 @@ def test_default_config_runs_out_of_the_box_then_nothing_to_do(tmp_path):
                            text=True, timeout=120, env=snakemake_env())
     assert again.returncode == 0
     assert "Nothing to be done (all requested files are present and up to date)." in again.stdout + again.stderr
+
+    # Snakemake's own report embeds each session's table and figures
+    html = subprocess.run([str(BIN / "snakemake"), "--report", "report.html"], cwd=root, capture_output=True,
+                          text=True, timeout=300, env=snakemake_env())
+    assert html.returncode == 0, html.stdout + html.stderr
+    text = (root / "report.html").read_text()
+    for name in ("units.csv", "units.html", "templates.png", "noise_levels.png", "probe_sparsity.png"):
+        assert name in text, f"{name} is not in snakemake's report"
