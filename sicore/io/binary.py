@@ -1,7 +1,8 @@
-"""Raw binary recordings: memory-mapped, zero-copy reading of one headerless file per segment."""
+"""Raw binary recordings: one headerless file per segment, read chunk by chunk (mapped or pread)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -113,8 +114,19 @@ class BinaryRecordingExtractor(BaseRecording):
         }
 
 
+# Reads of at least this many bytes map the requested frames (zero-copy, the mapping is released with the
+# returned array); smaller ones are read with one pread, which is cheaper than setting up a mapping.
+_MAP_MIN_BYTES = 1 << 20
+
+
 class BinaryRecordingSegment(BaseRecordingSegment):
-    """One raw file, memory-mapped on first read."""
+    """One raw file, read on demand.
+
+    Every call reads only the requested frames: large reads map them (``mmap``, zero-copy; the
+    mapping lives as long as the returned array), small reads ``pread`` them. Nothing stays mapped
+    between calls, so a pass over the whole file keeps a resident size of one chunk, not of the file
+    (a long-lived mapping of the whole file would keep every page it has read resident in the process).
+    """
 
     def __init__(self, file_path, sampling_frequency, t_start, num_channels, dtype, time_axis, file_offset):
         BaseRecordingSegment.__init__(self, sampling_frequency, t_start=t_start)
@@ -124,29 +136,60 @@ class BinaryRecordingSegment(BaseRecordingSegment):
         self.time_axis = time_axis
         self.file_offset = file_offset
         self._num_samples = _num_samples_of_file(self.file_path, num_channels, self.dtype, file_offset)
-        self._memmap = None
+        self._file = None
 
     def get_num_samples(self) -> int:
         return self._num_samples
 
-    def _traces(self) -> np.ndarray:
-        if self._memmap is None:
-            if self._num_samples == 0:
-                self._memmap = np.zeros((0, self.num_channels), dtype=self.dtype)
-            else:
-                shape = (self._num_samples, self.num_channels)
-                if self.time_axis == 1:
-                    shape = shape[::-1]
-                mm = np.memmap(self.file_path, dtype=self.dtype, mode="r", offset=self.file_offset, shape=shape)
-                self._memmap = np.asarray(mm) if self.time_axis == 0 else np.asarray(mm).T
-        return self._memmap
+    def _fileno(self) -> int:
+        if self._file is None:
+            self._file = open(self.file_path, "rb", buffering=0)
+        return self._file.fileno()
+
+    def _read_bytes(self, byte_start: int, num_bytes: int, shape: tuple) -> np.ndarray:
+        """``num_bytes`` from ``byte_start`` as an array of ``shape`` (mapped when large, else read)."""
+        if num_bytes >= _MAP_MIN_BYTES:
+            aligned = byte_start - byte_start % mmap.ALLOCATIONGRANULARITY
+            mapping = mmap.mmap(self._fileno(), byte_start + num_bytes - aligned, access=mmap.ACCESS_READ,
+                                offset=aligned)
+            # the array holds the only reference to the mapping: it is unmapped when the array is freed
+            return np.frombuffer(mapping, dtype=self.dtype, count=num_bytes // self.dtype.itemsize,
+                                 offset=byte_start - aligned).reshape(shape)
+        out = np.empty(shape, dtype=self.dtype)
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < num_bytes:
+            n = os.preadv(self._fileno(), [view[done:]], byte_start + done)
+            if n == 0:
+                raise OSError(f"{self.file_path}: unexpected end of file at byte {byte_start + done} "
+                              f"(the file was truncated after it was opened)")
+            done += n
+        return out
 
     def get_traces(self, start_frame, end_frame, channel_indices):
-        return self._traces()[start_frame:end_frame, channel_indices]
+        start, end, _ = slice(start_frame, end_frame).indices(self._num_samples)
+        num_frames = max(end - start, 0)
+        if num_frames == 0:
+            return np.zeros((0, self.num_channels), dtype=self.dtype)[:, channel_indices]
+        itemsize = self.dtype.itemsize
+        if self.time_axis == 0:
+            frame_bytes = self.num_channels * itemsize
+            traces = self._read_bytes(self.file_offset + start * frame_bytes, num_frames * frame_bytes,
+                                      (num_frames, self.num_channels))
+            return traces[:, channel_indices]
+        # channel-major file: map the rows from the first to the last requested sample
+        row_bytes = self._num_samples * itemsize
+        first = self.file_offset + start * itemsize
+        span = (self.num_channels - 1) * row_bytes + num_frames * itemsize
+        aligned = first - first % mmap.ALLOCATIONGRANULARITY
+        mapping = mmap.mmap(self._fileno(), first + span - aligned, access=mmap.ACCESS_READ, offset=aligned)
+        rows = np.ndarray((self.num_channels, num_frames), dtype=self.dtype, buffer=mapping,
+                          offset=first - aligned, strides=(row_bytes, itemsize))
+        return rows.T[:, channel_indices]
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_memmap"] = None
+        state["_file"] = None
         return state
 
 
@@ -202,7 +245,7 @@ def read_binary(
     offset_to_uV=None,
     is_filtered: bool | None = None,
 ) -> BinaryRecordingExtractor:
-    """Read raw binary file(s) as a memory-mapped recording (no copy).
+    """Read raw binary file(s) as a lazy recording (chunks are mapped or read on demand, never the whole file).
 
     Parameters
     ----------
