@@ -544,13 +544,9 @@ def get_noise_levels(
     noise_levels : np.ndarray
         One value per channel: float32 when scaled (or raw float32 traces), float64 for raw integers.
     """
-    return_scaled = _resolve_return_scaled(return_scaled, return_in_uV, default=True)
-    if method not in _NOISE_METHODS:
-        raise ValueError(f"method must be one of {list(_NOISE_METHODS)}, got {method!r}")
-    direct, job_kwargs = _split_noise_kwargs(kwargs, random_slices_given=random_slices_kwargs is not None)
-    options = _split_random_slices_kwargs(random_slices_kwargs, direct, "get_noise_levels")
-
-    slices = get_random_recording_slices(recording, **options)  # also validates the options
+    return_scaled, options, slices, job_kwargs = noise_levels_setup(
+        recording, return_scaled=return_scaled, method=method, random_slices_kwargs=random_slices_kwargs,
+        return_in_uV=return_in_uV, **kwargs)
     key = f"noise_level_{method}_{'scaled' if return_scaled else 'raw'}"
     params_key = f"{key}_params"
     params = _cache_params(options, recording)
@@ -562,7 +558,7 @@ def get_noise_levels(
 
     _scaling_of(recording, return_scaled)  # fail before reading anything
     per_chunk = _compute_noise_levels_on_slices(recording, slices, return_scaled, method, job_kwargs)
-    noise_levels = np.mean(np.stack(per_chunk), axis=0)
+    noise_levels = average_chunk_noise_levels(per_chunk)
 
     recording.set_property(key, noise_levels)
     if params is not None:
@@ -570,6 +566,39 @@ def get_noise_levels(
     else:
         recording._annotations.pop(params_key, None)
     return noise_levels
+
+
+def noise_levels_setup(recording, return_scaled: bool | None = None, method: str = "mad", force_recompute: bool = False,
+                       random_slices_kwargs: dict | None = None, return_in_uV: bool | None = None,
+                       **kwargs) -> tuple[bool, dict, list, dict]:
+    """What ``get_noise_levels`` does before reading anything: resolve the options, draw the random chunks.
+
+    Takes ``get_noise_levels``' arguments; shared with the sharded pass (``sicore.sharding``) so that both
+    draw the same random chunks from the same options.
+
+    Returns
+    -------
+    return_scaled : bool
+        Whether the noise levels are in µV.
+    options : dict
+        The random-slice options (``get_random_recording_slices`` keywords).
+    slices : list of (int, int, int)
+        The random chunks ``(segment_index, start_frame, end_frame)``, sorted.
+    job_kwargs : dict
+        The job kwargs among ``kwargs``.
+    """
+    return_scaled = _resolve_return_scaled(return_scaled, return_in_uV, default=True)
+    if method not in _NOISE_METHODS:
+        raise ValueError(f"method must be one of {list(_NOISE_METHODS)}, got {method!r}")
+    direct, job_kwargs = _split_noise_kwargs(kwargs, random_slices_given=random_slices_kwargs is not None)
+    options = _split_random_slices_kwargs(random_slices_kwargs, direct, "get_noise_levels")
+    slices = get_random_recording_slices(recording, **options)  # also validates the options
+    return return_scaled, options, slices, job_kwargs
+
+
+def average_chunk_noise_levels(per_chunk: list) -> np.ndarray:
+    """The noise levels from the per-chunk estimates, in slice order (the mean over chunks)."""
+    return np.mean(np.stack(per_chunk), axis=0)
 
 
 # ------------------------------------------------------------------------------ chunks with margins

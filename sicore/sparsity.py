@@ -21,8 +21,6 @@ _ESTIMATE_METHODS = ("radius", "best_channels", "closest_channels", "snr", "ampl
 # The spec calls the SNR method "threshold".
 _METHOD_ALIASES = {"threshold": "snr"}
 
-# Bytes of spike windows gathered at once in a chunk (bounds the worker's memory beyond its traces).
-_WINDOW_BLOCK_BYTES = 64 * 1024 * 1024
 # With n_jobs > 1 the chunks holding spikes are grouped into this many slices per worker: each slice
 # returns one set of per-unit sums, so few (units, samples, channels) arrays travel between processes.
 _SLICES_PER_WORKER = 2
@@ -876,9 +874,9 @@ def _estimate_templates_array(recording, spikes: np.ndarray, num_units: int, nbe
         if spikes["unit_index"].min() < 0 or spikes["unit_index"].max() >= num_units:
             raise ValueError(f"spikes: unit_index out of range [0, {num_units})")
 
-    # Integer traces are summed exactly in int64 (independent of chunking); floats in float64.
-    integer = recording.get_dtype().kind in "iu"
-    acc_dtype = np.int64 if integer else np.float64
+    # Integer traces are summed exactly (independent of chunking): in int32 when no unit's sum can
+    # overflow it (half the memory traffic of int64), else in int64; floats in float64.
+    acc_dtype = _accumulator_dtype(recording.get_dtype(), spikes["unit_index"], num_units)
     num_channels = recording.get_num_channels()
     accumulator = np.zeros((num_units, nbefore + nafter, num_channels), dtype=acc_dtype)
     counts = np.zeros(num_units, dtype=np.int64)
@@ -905,14 +903,21 @@ def _estimate_templates_array(recording, spikes: np.ndarray, num_units: int, nbe
                                           chunk_size=chunk_size, **executor_kwargs)
         executor.run(recording_slices=slices)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        templates = accumulator / np.maximum(counts, 1)[:, None, None]
-    if return_scaled and recording.has_scaleable_traces():
+    # Mean (then scaling) in float64, one unit at a time: the same values as whole-array arithmetic
+    # without a (units, samples, channels) float64 temporary.
+    templates = np.zeros(accumulator.shape, dtype=np.float32)
+    scale = return_scaled and recording.has_scaleable_traces()
+    if scale:
         gains = np.asarray(recording.get_channel_gains(), dtype=np.float64)
         offsets = np.asarray(recording.get_channel_offsets(), dtype=np.float64)
-        templates = templates * gains[None, None, :] + offsets[None, None, :]
-        templates[counts == 0] = 0.0
-    return templates.astype(np.float32)
+    for unit in np.flatnonzero(counts).tolist():
+        mean = accumulator[unit].astype(np.float64)
+        mean /= counts[unit]
+        if scale:
+            mean *= gains
+            mean += offsets
+        templates[unit] = mean
+    return templates
 
 
 def _job_keys():
@@ -999,31 +1004,36 @@ def _templates_chunk_func(segment_index, start_frame, end_frame, worker_dict):
     return present, sums, unit_counts.astype(np.int64)
 
 
+def _accumulator_dtype(dtype, unit_index: np.ndarray, num_units: int) -> np.dtype:
+    """int32 for integer traces whose per-unit sums fit in it, int64 for other integers, float64 for floats."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        return np.dtype(np.float64)
+    if dtype.itemsize <= 2 and unit_index.size:
+        info = np.iinfo(dtype)
+        largest = max(abs(int(info.min)), int(info.max))
+        most_spikes = int(np.bincount(unit_index, minlength=num_units).max())
+        if most_spikes * largest <= np.iinfo(np.int32).max:
+            return np.dtype(np.int32)
+    return np.dtype(np.int64)
+
+
 def _accumulate_windows(worker_dict, segment_index: int, samples: np.ndarray, local_unit: np.ndarray,
                         sums: np.ndarray) -> None:
-    """Add the windows of time-sorted ``samples`` (one chunk's spikes) into ``sums[local_unit]``."""
+    """Add the windows of time-sorted ``samples`` (one chunk's spikes) into ``sums[local_unit]``.
+
+    Each window is added straight from the traces (no gathered copy of the windows): a file-backed
+    recording only touches the windows' pages, and the memory traffic is one read of each window.
+    """
     nbefore, nafter = worker_dict["nbefore"], worker_dict["nafter"]
     # Read the spikes' span plus the window margins, so windows crossing the chunk border are exact.
     read_start = int(samples[0]) - nbefore
     read_end = int(samples[-1]) + nafter
     traces = worker_dict["recording"].get_traces(segment_index=segment_index, start_frame=read_start,
                                                  end_frame=read_end, return_scaled=False)
-    acc_dtype = sums.dtype
     num_samples = nbefore + nafter
-    order = np.argsort(local_unit, kind="stable")
-    local_unit = local_unit[order]
-    positions = samples[order] - read_start - nbefore  # window start in traces
-    offsets = np.arange(num_samples)
-    block = max(1, _WINDOW_BLOCK_BYTES // max(1, num_samples * traces.shape[1] * traces.dtype.itemsize))
-    for b0 in range(0, local_unit.size, block):
-        b1 = min(b0 + block, local_unit.size)
-        windows = traces[positions[b0:b1, None] + offsets[None, :]]  # (block, samples, channels)
-        block_units = local_unit[b0:b1]
-        groups = np.flatnonzero(np.r_[True, block_units[1:] != block_units[:-1], True])
-        # One sum per unit present (reduceat along the first axis of a 3-d array is much slower).
-        for g0, g1 in zip(groups[:-1], groups[1:]):
-            target = sums[block_units[g0]]
-            if g1 - g0 == 1:
-                target += windows[g0]
-            else:
-                target += windows[g0:g1].sum(axis=0, dtype=acc_dtype)
+    starts = (samples - read_start - nbefore).tolist()  # window start in traces
+    add = np.add
+    for start, unit in zip(starts, local_unit.tolist()):
+        target = sums[unit]
+        add(target, traces[start : start + num_samples], out=target, casting="unsafe")

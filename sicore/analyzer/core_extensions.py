@@ -130,19 +130,23 @@ class ComputeWaveforms(AnalyzerExtension):
         return {"ms_before": float(ms_before), "ms_after": float(ms_after), "dtype": np.dtype(dtype).str}
 
     def _run(self, verbose: bool = False, **job_kwargs) -> None:
-        analyzer = self._sorting_analyzer
         _, job_kwargs = split_job_kwargs(job_kwargs)
-        random_spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+        random_spikes = self._sorting_analyzer.get_extension("random_spikes").get_random_spikes()
+        self.data = {"waveforms": self._cut_waveforms(random_spikes, job_kwargs)}
+
+    def _cut_waveforms(self, spikes: np.ndarray, job_kwargs: dict) -> np.ndarray:
+        """Waveforms of ``spikes`` (a run of the random spikes; the sharded pass gives each shard's part)."""
+        analyzer = self._sorting_analyzer
         table = unit_channel_table(analyzer.sparsity_mask, analyzer.get_num_units(), analyzer.get_num_channels())
         width = self.nbefore + self.nafter
-        waveforms = np.zeros((random_spikes.size, width, table.shape[1]), dtype=self.params["dtype"])
+        waveforms = np.zeros((spikes.size, width, table.shape[1]), dtype=self.params["dtype"])
 
         def gather(positions, chunk_waveforms):
             waveforms[positions] = chunk_waveforms
 
-        run_waveform_pass(analyzer.recording, random_spikes, self.nbefore, self.nafter, analyzer.return_scaled,
+        run_waveform_pass(analyzer.recording, spikes, self.nbefore, self.nafter, analyzer.return_scaled,
                           table, self.params["dtype"], gather, job_kwargs, job_name="compute_waveforms")
-        self.data = {"waveforms": waveforms}
+        return waveforms
 
     def _get_data(self) -> np.ndarray:
         return self.data["waveforms"]
@@ -281,11 +285,18 @@ class ComputeTemplates(AnalyzerExtension):
         return data
 
     def _from_recording(self, job_kwargs: dict) -> dict:
-        # one chunked pass; sums are accumulated in spike order (unbuffered np.add.at), so the result
-        # does not depend on n_jobs or the chunk size
-        analyzer = self._sorting_analyzer
         _, job_kwargs = split_job_kwargs(job_kwargs)
-        spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+        spikes = self._sorting_analyzer.get_extension("random_spikes").get_random_spikes()
+        sums, squares = self._accumulate_from_recording(spikes, job_kwargs)
+        return self._templates_from_sums(sums, squares, spikes)
+
+    def _accumulate_from_recording(self, spikes: np.ndarray, job_kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Per-unit float64 sums and sums of squares ``(units, width, max_channels)`` of ``spikes``' waveforms.
+
+        One chunked pass; each unit's sums are accumulated one spike after the other in spike order (the order
+        of an unbuffered np.add.at), so the result does not depend on n_jobs or the chunk size. The sharded pass calls this on each shard's run of spikes.
+        """
+        analyzer = self._sorting_analyzer
         num_units, num_channels = analyzer.get_num_units(), analyzer.get_num_channels()
         table = unit_channel_table(analyzer.sparsity_mask, num_units, num_channels)
         width = self.nbefore + self.nafter
@@ -293,14 +304,31 @@ class ComputeTemplates(AnalyzerExtension):
         squares = np.zeros_like(sums)
 
         def gather(positions, chunk_waveforms):
-            values = chunk_waveforms.astype(np.float64)
+            # Each unit's spikes are added one after the other in spike order (the float64 operations of an
+            # unbuffered np.add.at), vectorised across units: step r adds every unit's r-th spike of the
+            # chunk, and the units of one step are distinct.
             units = spikes["unit_index"][positions]
-            np.add.at(sums, units, values)
-            np.add.at(squares, units, values * values)
+            order = np.argsort(units, kind="stable")
+            sorted_units = units[order]
+            first = np.flatnonzero(np.r_[True, sorted_units[1:] != sorted_units[:-1]])
+            rank = np.arange(units.size) - np.repeat(first, np.diff(np.r_[first, units.size]))
+            for r in range(int(rank.max()) + 1 if units.size else 0):
+                chosen = order[rank == r]
+                step_units = units[chosen]
+                step_values = chunk_waveforms[chosen]
+                sums[step_units] += step_values  # float64 += float32: the float64 sum of the float32 values
+                squares[step_units] += np.square(step_values, dtype=np.float64)
 
         run_waveform_pass(analyzer.recording, spikes, self.nbefore, self.nafter, analyzer.return_scaled,
                           table, np.float32 if analyzer.return_scaled else analyzer.get_dtype(), gather,
                           job_kwargs, job_name="estimate_templates")
+        return sums, squares
+
+    def _templates_from_sums(self, sums: np.ndarray, squares: np.ndarray, spikes: np.ndarray) -> dict:
+        """The extension data (dense float32 ``average`` / ``std``) from the sums over all random ``spikes``."""
+        analyzer = self._sorting_analyzer
+        num_units, num_channels = analyzer.get_num_units(), analyzer.get_num_channels()
+        table = unit_channel_table(analyzer.sparsity_mask, num_units, num_channels)
         counts = np.bincount(spikes["unit_index"], minlength=num_units).astype(np.float64)
         data = {}
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -458,15 +486,17 @@ class ComputeNoiseLevels(AnalyzerExtension):
     def _run(self, verbose: bool = False, **job_kwargs) -> None:
         from ..recording_tools import get_noise_levels
 
-        analyzer = self._sorting_analyzer
+        noise_levels = get_noise_levels(self._sorting_analyzer.recording, **self._noise_levels_kwargs(job_kwargs))
+        self.data = {"noise_levels": np.asarray(noise_levels)}
+
+    def _noise_levels_kwargs(self, job_kwargs: dict) -> dict:
+        """Keyword arguments of ``get_noise_levels`` for these params (shared with the sharded pass)."""
         _, job_kwargs = split_job_kwargs(job_kwargs)
         job_kwargs = {k: v for k, v in job_kwargs.items() if k not in ("chunk_duration", "chunk_size",
                                                                          "chunk_memory", "total_memory")}
         params = dict(self.params)
-        noise_levels = get_noise_levels(analyzer.recording, return_scaled=analyzer.return_scaled,
-                                        random_slices_kwargs=dict(params.pop("random_slices_kwargs")),
-                                        **params, **job_kwargs)
-        self.data = {"noise_levels": np.asarray(noise_levels)}
+        return {"return_scaled": self._sorting_analyzer.return_scaled,
+                "random_slices_kwargs": dict(params.pop("random_slices_kwargs")), **params, **job_kwargs}
 
     def _get_data(self) -> np.ndarray:
         return self.data["noise_levels"]

@@ -33,10 +33,12 @@ def unit_channel_table(sparsity_mask: np.ndarray | None, num_units: int, num_cha
 
 
 def _init_worker(recording, spikes: np.ndarray, nbefore: int, nafter: int, return_scaled: bool,
-                 channel_table: np.ndarray, dtype: str) -> dict:
+                 channel_table: np.ndarray, dtype: str, chunk_size: int | None = None) -> dict:
     num_segments = recording.get_num_segments()
     segment_bounds = np.searchsorted(spikes["segment_index"], np.arange(num_segments + 1), side="left")
-    return {
+    valid = channel_table >= 0
+    safe_table = np.where(valid, channel_table, 0)  # padding slots read channel 0, then are zeroed
+    worker = {
         "recording": recording,
         "spikes": spikes,
         "segment_bounds": segment_bounds,
@@ -44,24 +46,62 @@ def _init_worker(recording, spikes: np.ndarray, nbefore: int, nafter: int, retur
         "nafter": nafter,
         "return_scaled": return_scaled,
         "channel_table": channel_table,
+        "safe_table": safe_table,
+        "invalid": None if valid.all() else ~valid,
         "dtype": np.dtype(dtype),
+        "chunk_size": chunk_size,
     }
+    if return_scaled:
+        if not recording.has_scaleable_traces():
+            raise ValueError(
+                "return_scaled=True needs the gain_to_uV and offset_to_uV channel properties, which are not set"
+            )
+        # the same float32 arithmetic as BaseRecording.get_traces(return_scaled=True), per unit channel slot
+        gains = np.asarray(recording.get_property("gain_to_uV"), dtype=np.float32)
+        offsets = np.asarray(recording.get_property("offset_to_uV"), dtype=np.float32)
+        worker["slot_gains"] = gains[safe_table]
+        worker["slot_offsets"] = offsets[safe_table]
+    return worker
 
 
 def _cut_chunk(segment_index: int, start_frame: int, end_frame: int, worker: dict):
-    """Positions (in the selected spikes) and packed waveforms of the spikes in this chunk."""
+    """Positions (in the selected spikes) and packed waveforms of the spikes in ``[start_frame, end_frame)``.
+
+    A slice made of several grid chunks (grouped to send fewer results between processes) is cut one
+    grid chunk at a time, so no more than one chunk of traces is read at once.
+    """
     spikes = worker["spikes"]
     lo, hi = worker["segment_bounds"][segment_index], worker["segment_bounds"][segment_index + 1]
     samples_all = spikes["sample_index"][lo:hi]
     i0, i1 = np.searchsorted(samples_all, [start_frame, end_frame], side="left")
+    chunk_size = worker["chunk_size"]
+    if i1 - i0 < 2 or chunk_size is None or start_frame // chunk_size == (end_frame - 1) // chunk_size:
+        return _cut_spikes(segment_index, lo + i0, lo + i1, worker)
+    chunk_id = samples_all[i0:i1] // chunk_size
+    bounds = (np.flatnonzero(np.r_[True, chunk_id[1:] != chunk_id[:-1], True]) + lo + i0).tolist()
+    parts = [_cut_spikes(segment_index, b0, b1, worker) for b0, b1 in zip(bounds[:-1], bounds[1:])]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _cut_spikes(segment_index: int, first: int, last: int, worker: dict):
+    """Positions ``first .. last - 1`` (spikes of one grid chunk of one segment) and their packed waveforms.
+
+    The raw traces from the first window to the last are requested once, and only the windows' samples
+    on each unit's channels are gathered from them (a file-backed recording then only touches those
+    pages); the gathered values are scaled afterwards with the recording's own float32 arithmetic, so
+    the result is identical to cutting scaled traces.
+    """
+    spikes = worker["spikes"]
     channel_table = worker["channel_table"]
     nbefore, nafter = worker["nbefore"], worker["nafter"]
     width = nbefore + nafter
-    if i0 == i1:
+    if first >= last:
         return np.zeros(0, dtype=np.int64), np.zeros((0, width, channel_table.shape[1]), dtype=worker["dtype"])
-    positions = np.arange(lo + i0, lo + i1, dtype=np.int64)
-    samples = samples_all[i0:i1]
-    units = spikes["unit_index"][lo + i0 : lo + i1]
+    positions = np.arange(first, last, dtype=np.int64)
+    samples = spikes["sample_index"][first:last]
+    units = spikes["unit_index"][first:last]
 
     recording = worker["recording"]
     num_samples = recording.get_num_samples(segment_index)
@@ -69,21 +109,28 @@ def _cut_chunk(segment_index: int, start_frame: int, end_frame: int, worker: dic
     wanted_end = int(samples[-1]) + nafter
     read_start, read_end = max(wanted_start, 0), min(wanted_end, num_samples)
     traces = recording.get_traces(segment_index=segment_index, start_frame=read_start, end_frame=read_end,
-                                  return_scaled=worker["return_scaled"])
-    if read_start != wanted_start or read_end != wanted_end:
-        # the segment border is inside the margin: outside samples are zeros
+                                  return_scaled=False)
+    crosses_border = read_start != wanted_start or read_end != wanted_end
+    if crosses_border:
         padded = np.zeros((wanted_end - wanted_start, traces.shape[1]), dtype=traces.dtype)
         padded[read_start - wanted_start : read_start - wanted_start + traces.shape[0]] = traces
         traces = padded
     rows = (samples - nbefore - wanted_start)[:, None] + np.arange(width)[None, :]
-
-    out = np.zeros((samples.size, width, channel_table.shape[1]), dtype=worker["dtype"])
-    for unit_index in np.unique(units):
-        which = np.flatnonzero(units == unit_index)
-        channels = channel_table[unit_index]
-        channels = channels[channels >= 0]
-        # fancy indexing twice: (spikes, width) rows then the unit's channels
-        out[which, :, : channels.size] = traces[rows[which]][:, :, channels]
+    channels = worker["safe_table"][units]  # (spikes, max_channels)
+    # one gather: (spikes, width, max_channels)
+    out = traces[rows[:, :, None], channels[:, None, :]]
+    del traces
+    if worker["return_scaled"]:
+        out = out.astype(np.float32)
+        out *= worker["slot_gains"][units][:, None, :]
+        out += worker["slot_offsets"][units][:, None, :]
+    out = out.astype(worker["dtype"], copy=False)
+    if worker["invalid"] is not None:  # padding channel slots are zeros
+        np.copyto(out, 0, where=worker["invalid"][units][:, None, :])
+    if crosses_border:  # samples outside the segment are zeros (in µV too)
+        absolute = rows + wanted_start
+        outside = (absolute < 0) | (absolute >= num_samples)
+        out[outside] = 0
     return positions, out
 
 
@@ -114,20 +161,53 @@ def run_waveform_pass(recording, spikes: np.ndarray, nbefore: int, nafter: int, 
         Name shown by the progress bar.
     """
     spikes = np.ascontiguousarray(spikes)
+    # resolves n_jobs and the chunk size (from the job kwargs) before the workers' arguments are fixed
+    settings = ChunkRecordingExecutor(recording, _cut_chunk, _init_worker, (), **job_kwargs)
+    chunk_size, n_jobs = settings.chunk_size, settings.n_jobs
     init_args = (recording, spikes, int(nbefore), int(nafter), bool(return_scaled), channel_table,
-                 np.dtype(dtype).str)
+                 np.dtype(dtype).str, chunk_size)
     executor = ChunkRecordingExecutor(
         recording, _cut_chunk, _init_worker, init_args, gather_func=lambda result: gather(*result),
         job_name=job_name, **job_kwargs,
     )
-    # only the chunks that hold selected spikes are read
-    slices = divide_recording_into_chunks(recording, executor.chunk_size)
     if spikes.size == 0:
         return
+    # only the chunks that hold selected spikes are read
+    slices = divide_recording_into_chunks(recording, chunk_size)
     chunk_segments = np.array([s[0] for s in slices], dtype=np.int64)
     chunk_starts = np.array([s[1] for s in slices], dtype=np.int64)
     # chunk holding each spike: last chunk of its segment starting at or before it
     keys = chunk_segments * (1 << 40) + chunk_starts
     spike_keys = spikes["segment_index"].astype(np.int64) * (1 << 40) + spikes["sample_index"].astype(np.int64)
-    used = np.unique(np.searchsorted(keys, spike_keys, side="right") - 1)
-    executor.run([slices[i] for i in used])
+    chunk_of_spike = np.searchsorted(keys, spike_keys, side="right") - 1
+    used, spikes_per_chunk = np.unique(chunk_of_spike, return_counts=True)
+    tasks = [slices[i] for i in used]
+    if n_jobs > 1 and chunk_size is not None:
+        bytes_per_spike = (int(nbefore) + int(nafter)) * channel_table.shape[1] * np.dtype(dtype).itemsize
+        result_bytes = spikes_per_chunk * bytes_per_spike
+        tasks = _group_chunks(tasks, result_bytes, n_jobs * _TASKS_PER_WORKER)
+    executor.run(tasks)
+
+
+# With n_jobs > 1, consecutive chunks are grouped into about this many tasks per worker (each task still
+# reads one chunk of traces at a time): fewer, larger results travel between the processes, which costs
+# less than one round trip per chunk. A group's waveforms stay below _GROUP_RESULT_BYTES.
+_TASKS_PER_WORKER = 8
+_GROUP_RESULT_BYTES = 4 * 1024 * 1024
+
+
+def _group_chunks(chunks: list, result_bytes: np.ndarray, num_tasks: int) -> list:
+    """Consecutive ``(segment, start, end)`` chunks of one segment merged into about ``num_tasks`` slices."""
+    if len(chunks) <= num_tasks:
+        return chunks
+    per_task = -(-len(chunks) // num_tasks)
+    grouped, count, size = [], 0, 0
+    for (segment_index, start, end), nbytes in zip(chunks, result_bytes.tolist()):
+        fits = count < per_task and size + nbytes <= _GROUP_RESULT_BYTES
+        if grouped and grouped[-1][0] == segment_index and fits:
+            grouped[-1] = (segment_index, grouped[-1][1], end)
+            count, size = count + 1, size + nbytes
+        else:
+            grouped.append((segment_index, start, end))
+            count, size = 1, nbytes
+    return grouped

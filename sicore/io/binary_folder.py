@@ -157,14 +157,9 @@ def write_binary_folder(recording, folder, dtype=None, overwrite: bool = False, 
     final = check_target_folder(folder, overwrite)
     dtype = np.dtype(recording.get_dtype() if dtype is None else dtype)
     metadata = collect_metadata(recording, final)
-    num_segments = recording.get_num_segments()
     num_channels = recording.get_num_channels()
-    num_samples = [recording.get_num_samples(i) for i in range(num_segments)]
-    time_vector_segments = [bool(recording.has_time_vector(i)) for i in range(num_segments)]
-    any_times = any(time_vector_segments)
-    raw_names = [f"traces_cached_seg{i}.raw" for i in range(num_segments)]
-    # SI needs a times file for every segment as soon as one has a time vector
-    times_names = [f"times_cached_seg{i}.raw" for i in range(num_segments)] if any_times else None
+    raw_names, times_names = binary_file_names(recording)
+    num_samples = [recording.get_num_samples(i) for i in range(recording.get_num_segments())]
     with atomic_folder(final, overwrite) as tmp:
         for name, n in zip(raw_names, num_samples):
             _preallocate(tmp / name, n * num_channels * dtype.itemsize)
@@ -174,17 +169,39 @@ def write_binary_folder(recording, folder, dtype=None, overwrite: bool = False, 
                      None if times_names is None else [str(tmp / n) for n in times_names])
         run_chunked(recording, _write_binary_chunk, _init_binary_worker, init_args, job_kwargs, "write_binary",
                     verbose=verbose)
-        write_metadata(tmp, metadata)
-        binary_dict = _binary_json(recording, raw_names, times_names, dtype, metadata)
-        write_json(tmp / "binary.json", binary_dict)
-        write_json(tmp / SICORE_INFO_FILE, sicore_info(
-            "binary_folder", num_samples=num_samples, num_channels=num_channels, dtype=dtype.str,
-            time_vector_segments=time_vector_segments,
-        ))
-        # written last: the file load() dispatches on
-        write_json(tmp / "si_folder.json",
-                   si_folder_dict(SI_BINARY_FOLDER_CLASS, {"folder_path": "."}, metadata, "recording"))
+        write_binary_folder_metadata(tmp, recording, dtype, metadata)
     return BinaryFolderRecording(final)
+
+
+def binary_file_names(recording) -> tuple[list[str], list[str] | None]:
+    """Names of the raw traces files and of the times files (None when no segment has a time vector)."""
+    num_segments = recording.get_num_segments()
+    raw_names = [f"traces_cached_seg{i}.raw" for i in range(num_segments)]
+    any_times = any(recording.has_time_vector(i) for i in range(num_segments))
+    # SI needs a times file for every segment as soon as one has a time vector
+    times_names = [f"times_cached_seg{i}.raw" for i in range(num_segments)] if any_times else None
+    return raw_names, times_names
+
+
+def write_binary_folder_metadata(folder: Path, recording, dtype: np.dtype, metadata) -> None:
+    """Every file of a binary folder except the raw traces / times (``si_folder.json`` last).
+
+    Shared by ``write_binary_folder`` and the sharded save (``sicore.sharding``), which assembles the raw
+    files from its shards' pieces.
+    """
+    num_segments = recording.get_num_segments()
+    raw_names, times_names = binary_file_names(recording)
+    write_metadata(folder, metadata)
+    binary_dict = _binary_json(recording, raw_names, times_names, dtype, metadata)
+    write_json(folder / "binary.json", binary_dict)
+    write_json(folder / SICORE_INFO_FILE, sicore_info(
+        "binary_folder", num_samples=[recording.get_num_samples(i) for i in range(num_segments)],
+        num_channels=recording.get_num_channels(), dtype=dtype.str,
+        time_vector_segments=[bool(recording.has_time_vector(i)) for i in range(num_segments)],
+    ))
+    # written last: the file load() dispatches on
+    write_json(folder / "si_folder.json",
+               si_folder_dict(SI_BINARY_FOLDER_CLASS, {"folder_path": "."}, metadata, "recording"))
 
 
 def _binary_json(recording, raw_names, times_names, dtype: np.dtype, metadata) -> dict:

@@ -197,6 +197,24 @@ def write_zarr_recording(
         raise TypeError(f"unexpected arguments for a zarr save: {sorted(extra)}")
     final = check_target_folder(zarr_folder_name(folder), overwrite)
     dtype = np.dtype(recording.get_dtype() if dtype is None else dtype)
+    layout = zarr_array_layout(recording, compressor, filters, compressor_by_dataset, filters_by_dataset,
+                               channel_chunk_size)
+    chunk_size = resolve_chunk_size(recording, job_kwargs)
+    metadata = collect_metadata(recording, final)
+    has_times = [bool(recording.has_time_vector(i)) for i in range(recording.get_num_segments())]
+    with atomic_folder(final, overwrite) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        create_zarr_trace_arrays(root, recording, dtype, chunk_size, layout)
+        init_args = (recording, str(tmp), dtype.str, has_times, chunk_size)
+        run_chunked(recording, _write_zarr_chunk, _init_zarr_worker, init_args, job_kwargs, "write_zarr",
+                    chunk_size=chunk_size, verbose=verbose)
+        finish_zarr_store(root, recording, metadata)
+    return ZarrRecordingExtractor(final)
+
+
+def zarr_array_layout(recording, compressor=_DEFAULT, filters=None, compressor_by_dataset: dict | None = None,
+                      filters_by_dataset: dict | None = None, channel_chunk_size: int | None = None) -> dict:
+    """Codecs and channel chunking of the trace / time arrays, validated (see ``write_zarr_recording``)."""
     compressor = get_default_zarr_compressor() if isinstance(compressor, str) and compressor == _DEFAULT else compressor
     compressor_by_dataset = compressor_by_dataset or {}
     filters_by_dataset = filters_by_dataset or {}
@@ -205,8 +223,38 @@ def write_zarr_recording(
     channel_chunk = num_channels if channel_chunk_size is None else int(channel_chunk_size)
     if not 1 <= channel_chunk:
         raise ValueError(f"channel_chunk_size must be a positive int, got {channel_chunk_size!r}")
-    chunk_size = resolve_chunk_size(recording, job_kwargs)
-    metadata = collect_metadata(recording, final)
+    return {
+        "channel_chunk": channel_chunk,
+        "traces_compressor": compressor_by_dataset.get("traces", compressor),
+        "traces_filters": filters_by_dataset.get("traces", filters),
+        "times_compressor": compressor_by_dataset.get("times", compressor),
+        "times_filters": filters_by_dataset.get("times", None),
+    }
+
+
+def create_zarr_trace_arrays(root, recording, dtype: np.dtype, chunk_size: int, layout: dict) -> None:
+    """Create the empty ``traces_seg{i}`` (and ``times_seg{i}``) arrays and ``channel_ids`` in ``root``.
+
+    Shared by ``write_zarr_recording`` and the sharded save (``sicore.sharding``): arrays created with the
+    same layout encode every chunk to the same bytes, so chunk files written by shards are those of an
+    unsharded save.
+    """
+    root.create_array("channel_ids", data=recording.channel_ids, compressors=None)
+    array_kwargs = {"fill_value": 0, "config": {"write_empty_chunks": True}}
+    num_channels = recording.get_num_channels()
+    for i in range(recording.get_num_segments()):
+        n = recording.get_num_samples(i)
+        root.create_array(f"traces_seg{i}", shape=(n, num_channels), chunks=(chunk_size, layout["channel_chunk"]),
+                          dtype=dtype, compressors=layout["traces_compressor"], filters=layout["traces_filters"],
+                          **array_kwargs)
+        if recording.has_time_vector(i):
+            root.create_array(f"times_seg{i}", shape=(n,), chunks=(chunk_size,), dtype="<f8",
+                              compressors=layout["times_compressor"], filters=layout["times_filters"],
+                              **array_kwargs)
+
+
+def finish_zarr_store(root, recording, metadata) -> None:
+    """``t_starts``, ``properties/`` and the root attributes (last: they mark a complete store)."""
     num_segments = recording.get_num_segments()
     has_times = [bool(recording.has_time_vector(i)) for i in range(num_segments)]
     attrs = {
@@ -220,30 +268,13 @@ def write_zarr_recording(
     }
     if metadata.probegroup is not None:
         attrs["probegroup"] = _probegroup_dict(metadata.probegroup)
-    with atomic_folder(final, overwrite) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        root.create_array("channel_ids", data=recording.channel_ids, compressors=None)
-        array_kwargs = {"fill_value": 0, "config": {"write_empty_chunks": True}}
-        for i in range(num_segments):
-            n = recording.get_num_samples(i)
-            root.create_array(f"traces_seg{i}", shape=(n, num_channels), chunks=(chunk_size, channel_chunk),
-                              dtype=dtype, compressors=compressor_by_dataset.get("traces", compressor),
-                              filters=filters_by_dataset.get("traces", filters), **array_kwargs)
-            if has_times[i]:
-                root.create_array(f"times_seg{i}", shape=(n,), chunks=(chunk_size,), dtype="<f8",
-                                  compressors=compressor_by_dataset.get("times", compressor),
-                                  filters=filters_by_dataset.get("times", None), **array_kwargs)
-        init_args = (recording, str(tmp), dtype.str, has_times, chunk_size)
-        run_chunked(recording, _write_zarr_chunk, _init_zarr_worker, init_args, job_kwargs, "write_zarr",
-                    chunk_size=chunk_size, verbose=verbose)
-        t_starts = np.array([np.nan if has_times[i] else recording.get_start_time(i) for i in range(num_segments)])
-        if np.any(np.nan_to_num(t_starts) != 0):
-            root.create_array("t_starts", data=t_starts, compressors=None)
-        properties = root.create_group("properties")
-        for key, values in metadata.properties.items():
-            properties.create_array(key, data=values, compressors=None)
-        root.attrs.update(attrs)  # last: the root attributes are what marks a complete store
-    return ZarrRecordingExtractor(final)
+    t_starts = np.array([np.nan if has_times[i] else recording.get_start_time(i) for i in range(num_segments)])
+    if np.any(np.nan_to_num(t_starts) != 0):
+        root.create_array("t_starts", data=t_starts, compressors=None)
+    properties = root.create_group("properties")
+    for key, values in metadata.properties.items():
+        properties.create_array(key, data=values, compressors=None)
+    root.attrs.update(attrs)  # last: the root attributes are what marks a complete store
 
 
 # Worker side: each worker opens the store once; executor chunks match the zarr chunks in time, so

@@ -15,7 +15,7 @@ from conftest import snakemake, snakemake_command, snakemake_env, write_config
 from sicore.sparsity import ChannelSparsity
 
 # large enough that cutting the waveforms takes seconds: every spike, in 2 ms chunks
-SESSION = {"type": "generated", "durations": [40.0], "num_channels": 16, "num_units": 20, "firing_rate": 20.0,
+SESSION = {"type": "generated", "durations": [160.0], "num_channels": 16, "num_units": 20, "firing_rate": 20.0,
            "seed": 5}
 SETTINGS = dict(random_spikes={"max_spikes_per_unit": 5000}, noise_levels={"enabled": False},
                 report={"enabled": False}, job={"chunk_duration": "2ms"})
@@ -39,7 +39,7 @@ def test_killed_during_waveforms_is_recomputed_and_equals_a_clean_run(workdir):
                                    start_new_session=True)
         try:
             wait_for(waveforms_log, process)
-            time.sleep(2.0)  # `sicore compute waveforms` has started and is cutting waveforms
+            time.sleep(1.5)  # `sicore compute waveforms` has started and is cutting waveforms
             assert process.poll() is None
         finally:
             os.killpg(process.pid, signal.SIGKILL)
@@ -61,7 +61,7 @@ def test_killed_during_waveforms_is_recomputed_and_equals_a_clean_run(workdir):
     # ... and equals a clean computation from scratch
     resumed = sicore.load_sorting_analyzer(analyzer_folder)
     recording, sorting = sicore.generate_ground_truth_recording(
-        durations=[40.0], sampling_frequency=25000.0, num_channels=16, num_units=20, seed=5,
+        durations=SESSION["durations"], sampling_frequency=25000.0, num_channels=16, num_units=20, seed=5,
         generate_sorting_kwargs={"firing_rate": 20.0, "refractory_period": 4.0})
     sparsity = ChannelSparsity.from_dict(json.loads((workdir / "results" / "s" / "sparsity.json").read_text()))
     clean = sicore.create_sorting_analyzer(sorting, recording, sparsity=sparsity)
