@@ -326,8 +326,6 @@ def generate_snippets(nbefore: int = 20, nafter: int = 44, num_channels: int = 2
     if set_probe:
         snippets.set_probe(recording.get_probe(), in_place=True)
     if wf_folder is not None:
-        if not hasattr(snippets, "save"):
-            raise NotImplementedError("wf_folder: this sicore build cannot save snippets yet; use wf_folder=None")
         snippets = snippets.save(folder=wf_folder)
     return snippets
 

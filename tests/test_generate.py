@@ -683,3 +683,12 @@ def test_generate_snippets_cuts_the_seeded_recording_at_the_seeded_spikes():
     default = generate_snippets(seed=0)
     assert default.snippet_len == 64 and default.get_num_channels() == 2
     assert generate_snippets(set_probe=False, seed=0, durations=[1.0]).has_probe() is False
+
+
+def test_generate_snippets_saved_to_wf_folder(tmp_path):
+    in_memory = generate_snippets(num_channels=3, durations=[2.0], num_units=3, seed=7)
+    saved = generate_snippets(num_channels=3, durations=[2.0], num_units=3, seed=7, wf_folder=tmp_path / "snip")
+    assert (tmp_path / "snip").is_dir()
+    np.testing.assert_array_equal(saved.get_frames(segment_index=0), in_memory.get_frames(segment_index=0))
+    np.testing.assert_array_equal(saved.get_snippets(segment_index=0), in_memory.get_snippets(segment_index=0))
+    np.testing.assert_array_equal(saved.get_channel_locations(), in_memory.get_channel_locations())
