@@ -274,6 +274,72 @@ def compare(pass_name: str, un_out: Path, sh_out: Path, un_analyzer: Path, sh_an
     return "bit-identical" if same else f"DIFFERENT (max |diff| {np.abs(x - y).max():.3g})"
 
 
+# ============================================================================ tables
+def report(results: dict, shards: int, cores: int) -> str:
+    """The overhead table and the N-nodes model table of ``results`` (pass -> measurements)."""
+    rows, model_rows, totals = [], [], {"un": 0.0, "sh": 0.0}
+    for pass_name, r in results.items():
+        one = r["model"].get("unsharded_1core")
+        # the baseline is the faster unsharded job (n_jobs=cores or, when measured, n_jobs=1): on a shared
+        # machine a disturbed unsharded run must not make sharding look cheap
+        baseline = min(r["unsharded"]["wall_s"], one["wall_s"]) if one else r["unsharded"]["wall_s"]
+        ratio = r["sharded"]["wall_s"] / baseline
+        totals["un"] += baseline
+        totals["sh"] += r["sharded"]["wall_s"]
+        rows.append([pass_name, f"{r['unsharded']['wall_s']:.2f}", f"{one['wall_s']:.2f}" if one else "-",
+                     f"{r['sharded']['wall_s']:.2f}", f"{ratio:.2f}",
+                     " ".join(f"{x['wall_s']:.2f}" for x in r["sharded"]["shards"]),
+                     f"{r['sharded']['gather']['wall_s']:.2f}", "yes" if ratio <= TARGET_OVERHEAD else "NO",
+                     r["check"]])
+        for n, m in r["model"].items():
+            if n == "unsharded_1core":
+                continue
+            wall = m["model_wall_s"]
+            model_rows.append([pass_name, n, f"{one['wall_s']:.2f}", " ".join(f"{t:.2f}" for t in m["shard_wall_s"]),
+                               f"{m['gather_wall_s']:.2f}", f"{wall:.2f}", f"{wall / one['wall_s']:.2f}",
+                               f"{m['compute_fraction']:.2f}", f"{1 / int(n):.2f}", f"{one['wall_s'] / wall:.2f}x"])
+    rows.append(["all passes", "", "", f"{totals['sh']:.2f}", f"{totals['sh'] / totals['un']:.2f}", "", "",
+                 "yes" if totals["sh"] / totals["un"] <= TARGET_OVERHEAD else "NO",
+                 f"baseline sum {totals['un']:.2f} s"])
+    text = format_table(
+        f"\nSharding overhead: {shards} shards run {cores} at a time (n_jobs=1 each) + gather (n_jobs={cores}), vs "
+        f"the faster unsharded job (n_jobs={cores} or 1). Wall times of whole jobs (process start-up included), s.",
+        ["pass", f"unsharded n_jobs={cores}", "unsharded n_jobs=1", "sharded", "ratio", "per-shard wall", "gather",
+         f"<= {TARGET_OVERHEAD}x", "check"], rows)
+    if model_rows:
+        text += "\n" + format_table(
+            "\nModel, N shards on N nodes: each shard run alone (n_jobs=1); wall_N = max(shard) + gather, vs the "
+            "unsharded job with n_jobs=1; 'call': in-call times (the compute, without job start-up).",
+            ["pass", "N", "1 core", "per-shard wall (alone)", "gather", "wall_N", "wall_N / 1 core",
+             "max shard call / 1-core call", "ideal 1/N", "speed-up"], model_rows)
+    return text
+
+
+def merge(files: list[str]) -> tuple[dict, dict]:
+    """Results of several runs (``--json`` files), keeping for every phase its fastest measurement."""
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    merged: dict = {}
+    for run in runs:
+        for pass_name, r in run["results"].items():
+            m = merged.setdefault(pass_name, {"model": {}})
+            for key in ("unsharded", "sharded"):
+                if key not in m or r[key]["wall_s"] < m[key]["wall_s"]:
+                    m[key] = r[key]
+                    if key == "sharded":
+                        m["check"] = r["check"]
+            for n, value in r["model"].items():
+                fastest = (lambda v: v["wall_s"]) if n == "unsharded_1core" else (lambda v: v["model_wall_s"])
+                if n not in m["model"] or fastest(value) < fastest(m["model"][n]):
+                    m["model"][n] = value
+    # compute fractions against the merged 1-core run
+    for m in merged.values():
+        one = m["model"].get("unsharded_1core")
+        for n, value in m["model"].items():
+            if n != "unsharded_1core" and one:
+                value["compute_fraction"] = max(value["shard_in_call_s"]) / one["in_call_s"]
+    return merged, runs[0]["meta"]
+
+
 # ============================================================================ main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -292,6 +358,8 @@ def main(argv=None) -> int:
                         help="gathers keep the shard folders (default: remove_shards=True, the recommended wiring "
                              "with temp() shard outputs)")
     parser.add_argument("--repeats", type=int, default=1, help="best of N for every phase")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="print the tables of several --json runs, keeping each phase's fastest measurement")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", default=None, help="write the results to this file")
@@ -299,6 +367,11 @@ def main(argv=None) -> int:
     if args.job:
         result = run_job(json.loads(args.job))
         print(MARKER + json.dumps(result), flush=True)
+        return 0
+    if args.merge:
+        results, meta = merge(args.merge)
+        print(f"merged {len(args.merge)} runs: {meta}")
+        print(report(results, meta["shards"], meta["cores"]))
         return 0
     if args.quick:
         args.duration, args.model_shards = 10.0, [4]
@@ -308,7 +381,7 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     cache = Cache(args.cache)
     import sicore as si
-    results, rows, model_rows = {}, [], []
+    results = {}
     try:
         log(f"bench_sharding: {args.channels} ch, {FS / 1000:g} kHz, {args.duration:g} s, {args.shards} shards, "
             f"--cores {args.cores}; {machine_load()}; cache {cache.describe()}")
@@ -352,46 +425,13 @@ def main(argv=None) -> int:
                     log(f"  model N={n}: shards alone {' '.join(f'{t:.2f}' for t in times)} s, gather "
                         f"{m['gather']['wall_s']:.2f} s -> wall_N {wall:.2f} s = {wall / one['wall_s']:.2f} of "
                         f"1 core (ideal {1 / n:.2f})")
-                    compute = max(s["in_call_s"] for s in m["shards"]) / one["in_call_s"]
-                    entry["model"][str(n)]["compute_fraction"] = compute
-                    model_rows.append([pass_name, str(n), f"{one['wall_s']:.2f}",
-                                       " ".join(f"{t:.2f}" for t in times), f"{m['gather']['wall_s']:.2f}",
-                                       f"{wall:.2f}", f"{wall / one['wall_s']:.2f}", f"{compute:.2f}",
-                                       f"{1 / n:.2f}", f"{one['wall_s'] / wall:.2f}x"])
+                    entry["model"][str(n)]["compute_fraction"] = \
+                        max(s["in_call_s"] for s in m["shards"]) / one["in_call_s"]
             results[pass_name] = entry
             for path in [workdir / f"shards_{pass_name}", workdir / f"model_{pass_name}", *outs.values()]:
                 shutil.rmtree(path, ignore_errors=True)
 
-        # the baseline is the faster unsharded job (n_jobs=cores or, when measured, n_jobs=1): on a shared
-        # machine a disturbed unsharded run must not make sharding look cheap
-        totals = {"un": 0.0, "sh": 0.0}
-        for pass_name, r in results.items():
-            one = r["model"].get("unsharded_1core")
-            baseline = min(r["unsharded"]["wall_s"], one["wall_s"]) if one else r["unsharded"]["wall_s"]
-            r["baseline_s"], r["ratio_vs_best"] = baseline, r["sharded"]["wall_s"] / baseline
-            totals["un"] += baseline
-            totals["sh"] += r["sharded"]["wall_s"]
-            rows.append([pass_name, f"{r['unsharded']['wall_s']:.2f}", f"{one['wall_s']:.2f}" if one else "-",
-                         f"{r['sharded']['wall_s']:.2f}", f"{r['ratio_vs_best']:.2f}",
-                         " ".join(f"{x['wall_s']:.2f}" for x in r["sharded"]["shards"]),
-                         f"{r['sharded']['gather']['wall_s']:.2f}",
-                         "yes" if r["ratio_vs_best"] <= TARGET_OVERHEAD else "NO", r["check"]])
-        rows.append(["all passes", "", "", f"{totals['sh']:.2f}", f"{totals['sh'] / totals['un']:.2f}", "", "",
-                     "yes" if totals["sh"] / totals["un"] <= TARGET_OVERHEAD else "NO",
-                     f"baseline sum {totals['un']:.2f} s"])
-        table = format_table(
-            f"\nSharding overhead: {args.shards} shards run {args.cores} at a time (n_jobs=1 each) + gather (n_jobs="
-            f"{args.cores}), vs the faster unsharded job (n_jobs={args.cores} or 1). Wall times of whole jobs "
-            "(process start-up included), s.",
-            ["pass", f"unsharded n_jobs={args.cores}", "unsharded n_jobs=1", "sharded", "ratio", "per-shard wall",
-             "gather", f"<= {TARGET_OVERHEAD}x", "check"], rows)
-        log(table)
-        if model_rows:
-            log(format_table(
-                "\nModel, N shards on N nodes: each shard run alone (n_jobs=1); wall_N = max(shard) + gather, vs "
-                "the unsharded job with n_jobs=1; 'call' columns: in-call times (the compute, without job start-up).",
-                ["pass", "N", "1 core", "per-shard wall (alone)", "gather", "wall_N", "wall_N / 1 core",
-                 "max shard call / 1-core call", "ideal 1/N", "speed-up"], model_rows))
+        log(report(results, args.shards, args.cores))
         if args.json:
             meta = {"channels": args.channels, "duration": args.duration, "shards": args.shards, "cores": args.cores,
                     "units": args.units, "num_spikes": ds["num_spikes"], "cache": cache.mode, "load": machine_load()}
