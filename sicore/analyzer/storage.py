@@ -27,6 +27,21 @@ from ..io.safe_files import CorruptFolderError, load_npy, read_json, to_json_com
 SI_LAYOUT_VERSION = "0.105.3"
 
 
+def delete_extension_folder(extensions_folder: Path, extension_name: str) -> None:
+    """Remove ``extensions_folder/extension_name`` (a folder or a zarr group) if it exists.
+
+    It is renamed to a hidden sibling first, so a crash during the removal leaves nothing that looks
+    like the extension.
+    """
+    target = extensions_folder / extension_name
+    if not target.exists():
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{extension_name}.sicore-old-", dir=extensions_folder))
+    os.rmdir(trash)
+    os.rename(target, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 class IncompleteExtensionError(CorruptFolderError):
     """A saved extension lacks ``run_info.json`` or says ``run_completed: false`` (its compute was cut short)."""
 
@@ -173,14 +188,7 @@ class BinaryFolderStorage:
             write_json(tmp / "run_info.json", extension.run_info)
 
     def delete_extension(self, extension_name: str) -> None:
-        target = self.extensions_folder / extension_name
-        if not target.exists():
-            return
-        # rename first so that a crash during rmtree leaves no folder that looks like the extension
-        trash = Path(tempfile.mkdtemp(prefix=f".{extension_name}.sicore-old-", dir=self.extensions_folder))
-        os.rmdir(trash)
-        os.rename(target, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        delete_extension_folder(self.extensions_folder, extension_name)
 
     def saved_extension_names(self) -> list[str]:
         """Names of the extension folders (complete or not), hidden temporaries excluded."""

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from .storage import (
     AnalyzerRoot,
     ExtensionParts,
     IncompleteExtensionError,
+    delete_extension_folder,
     extension_json_params,
     load_recording_provenance,
     rec_attributes_from_json,
@@ -186,13 +185,7 @@ class ZarrStorage:
             group.attrs["run_info"] = to_json_compatible(extension.run_info)
 
     def delete_extension(self, extension_name: str) -> None:
-        target = self.extensions_folder / extension_name
-        if not target.exists():
-            return
-        trash = Path(tempfile.mkdtemp(prefix=f".{extension_name}.sicore-old-", dir=self.extensions_folder))
-        os.rmdir(trash)
-        os.rename(target, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        delete_extension_folder(self.extensions_folder, extension_name)
 
     def saved_extension_names(self) -> list[str]:
         if not self.extensions_folder.is_dir():
