@@ -574,6 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session-name", default=None, help="title of the report (default: the analyzer's parent folder)")
     p.add_argument("--peak-sign", choices=("neg", "pos", "both"), default="neg", help="default: neg")
     p.set_defaults(func=cmd_report)
+
+    from .sharding import add_shard_commands  # `sicore shard PASS` / `sicore gather PASS` (sharded passes)
+
+    add_shard_commands(commands)
     return parser
 
 
