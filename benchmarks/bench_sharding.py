@@ -26,6 +26,13 @@ reading costs CPU, like the workflow's default generated dataset), ``noise_level
   as if it had its own node), with ``n_jobs=1``; then ``wall_N = max(shard) + gather`` against the
   unsharded job with ``n_jobs=1`` (one node, one core): ideal is ``1/N``.
 
+End to end (``--workflow``): the whole Snakemake workflow (default config: save, sparsity, analyzer,
+extensions, report) on the scale-B raw file with an npz sorting, ``snakemake --cores 2``, unsharded
+against ``sharding: {shards: 4}`` (best of ``--repeats`` each, alternating; the issue's target is a
+sharded run no slower than 1.2x). ``--raw/--probe/--sorting-npz`` reuse an existing dataset read-only
+(by default the one of bench_workflow.py under /tmp/bw0/data when present). The saved traces, noise
+levels and waveforms of both runs are compared byte for byte.
+
 The page cache is warm: the source file is read once before every phase (outputs are removed and the
 disk synced between phases, outside the timers). The sharded outputs are checked against the
 unsharded ones (files byte for byte, noise levels and waveforms bit for bit, templates max |diff|).
@@ -340,6 +347,118 @@ def merge(files: list[str]) -> tuple[dict, dict]:
     return merged, runs[0]["meta"]
 
 
+# ============================================================================ end to end (the workflow)
+B_DATA = Path("/tmp/bw0/data")  # bench_workflow.py's scale-B dataset, reused read-only when present
+
+
+def _workflow_dataset(args, workdir: Path) -> dict:
+    """Paths of the raw file, its probe and the npz sorting: given, bench_workflow's, or generated here."""
+    raw = args.raw or (B_DATA / "B_384ch_120s_32u.raw")
+    probe = args.probe or (B_DATA / "B_384ch.json")
+    npz = args.sorting_npz or (B_DATA / "B_384ch_120s_32u_sorting.npz")
+    if all(Path(p).is_file() for p in (raw, probe, npz)):
+        channels = args.channels
+        return {"raw": str(raw), "probe": str(probe), "npz": str(npz), "channels": channels,
+                "bytes": Path(raw).stat().st_size}
+    from probeinterface import write_probeinterface
+
+    from sicore.io import write_npz_sorting
+
+    ds = make_dataset(workdir, args.channels, args.duration, args.units)
+    probe = workdir / "probe.json"
+    write_probeinterface(probe, ds["recording"].get_probegroup())
+    npz = workdir / "sorting.npz"
+    write_npz_sorting(ds["sorting"], npz)
+    return {"raw": ds["raw"], "probe": str(probe), "npz": str(npz), "channels": args.channels,
+            "bytes": Path(ds["raw"]).stat().st_size}
+
+
+def _snakemake(run: Path, cores: int) -> tuple[float, str]:
+    import os
+    import subprocess
+
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "snakemake"), "--snakefile", str(HERE.parent / "workflow" / "Snakefile"), "--directory",
+           str(run), "--configfile", str(run / "config.yaml"), "--workflow-profile", "none", "--cores", str(cores)]
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
+    return wall, proc.stdout
+
+
+def _rule_times(run: Path) -> dict[str, float]:
+    """{rule: summed seconds} from the benchmark TSVs (shards of one pass summed under shard_<pass>)."""
+    import csv
+
+    times: dict[str, float] = {}
+    for tsv in sorted((run / "results").glob("*/benchmarks/**/*.tsv")):
+        with open(tsv) as f:
+            seconds = float(next(csv.DictReader(f, delimiter="\t"))["s"])
+        name = tsv.stem
+        if name.startswith("shard-"):
+            name = f"shard_{tsv.parent.name}"
+        elif name.endswith(".gather"):
+            name = f"gather_{name[:-len('.gather')]}"
+        times[name] = times.get(name, 0.0) + seconds
+    return times
+
+
+def workflow_end_to_end(args, workdir: Path, log) -> dict:
+    """The whole workflow unsharded and with ``shards: args.shards``, ``snakemake --cores args.cores``."""
+    import os
+
+    import yaml
+
+    from common import read_once
+
+    data = _workflow_dataset(args, workdir)
+    recording = {"type": "binary", "file_paths": [data["raw"]], "sampling_frequency": FS,
+                 "num_channels": data["channels"], "dtype": "int16", "gain_to_uV": GAIN_TO_UV, "offset_to_uV": 0.0,
+                 "probe_file": data["probe"]}
+    sessions = {"B": {"recording": recording, "sorting": {"type": "npz", "file_path": data["npz"]}}}
+    log(f"workflow end to end: {data['raw']} ({data['bytes'] / 1e9:.2f} GB), snakemake --cores {args.cores}, "
+        f"{args.shards} shards vs unsharded; {machine_load()}")
+    variants = {"unsharded": {}, "sharded": {"sharding": {"shards": args.shards}}}
+    results = {name: [] for name in variants}
+    for repeat in range(args.repeats):
+        for name, extra in variants.items():
+            run = workdir / f"workflow_{name}"
+            shutil.rmtree(run, ignore_errors=True)
+            run.mkdir(parents=True)
+            (run / "config.yaml").write_text(yaml.safe_dump({"sessions": sessions, **extra}, sort_keys=False))
+            os.sync()
+            read_once(data["raw"], 1 << 24)  # warm cache, as for the per-pass figures
+            wall, output = _snakemake(run, args.cores)
+            rules = _rule_times(run)
+            results[name].append({"wall_s": wall, "rules": rules})
+            log(f"  [{repeat + 1}/{args.repeats}] {name}: {wall:.2f} s (" +
+                ", ".join(f"{k} {v:.2f}" for k, v in sorted(rules.items())) + ")")
+        check = _compare_workflow_runs(workdir / "workflow_unsharded", workdir / "workflow_sharded")
+    best = {name: min(runs, key=lambda r: r["wall_s"]) for name, runs in results.items()}
+    ratio = best["sharded"]["wall_s"] / best["unsharded"]["wall_s"]
+    log(f"  best: unsharded {best['unsharded']['wall_s']:.2f} s, sharded {best['sharded']['wall_s']:.2f} s -> "
+        f"{ratio:.2f}x (target <= {TARGET_OVERHEAD}); {check}")
+    for name in variants:
+        shutil.rmtree(workdir / f"workflow_{name}", ignore_errors=True)
+    return {"dataset": data, "runs": results, "ratio": ratio, "check": check}
+
+
+def _compare_workflow_runs(unsharded: Path, sharded: Path) -> str:
+    """Saved traces, noise levels and waveforms byte for byte, templates max |diff| (read with numpy)."""
+    un, sh = unsharded / "results" / "B", sharded / "results" / "B"
+    same_traces = all(filecmp.cmp(a, sh / "recording" / a.name, shallow=False)
+                      for a in sorted((un / "recording").glob("*.raw")))
+    same = {}
+    for extension, name in (("noise_levels", "noise_levels"), ("waveforms", "waveforms"), ("templates", "average")):
+        a = np.load(un / "analyzer" / "extensions" / extension / f"{name}.npy")
+        b = np.load(sh / "analyzer" / "extensions" / extension / f"{name}.npy")
+        same[extension] = a.tobytes() == b.tobytes()
+    return (f"traces identical: {same_traces}; " + ", ".join(f"{k} identical: {v}" for k, v in same.items()))
+
+
 # ============================================================================ main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -363,6 +482,11 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument("--workflow", action="store_true",
+                        help="end to end instead: the whole workflow unsharded vs sharding: {shards: --shards}")
+    parser.add_argument("--raw", default=None, help="--workflow: an existing int16 raw file (read only)")
+    parser.add_argument("--probe", default=None, help="--workflow: its probeinterface JSON")
+    parser.add_argument("--sorting-npz", default=None, help="--workflow: its sorting (npz)")
     args = parser.parse_args(argv)
     if args.job:
         result = run_job(json.loads(args.job))
@@ -379,6 +503,15 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_sharding_"))
     workdir.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.workflow:
+        try:
+            result = workflow_end_to_end(args, workdir, log)
+            if args.json:
+                Path(args.json).write_text(json.dumps(result, default=json_default, indent=1))
+        finally:
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     cache = Cache(args.cache)
     import sicore as si
     results = {}

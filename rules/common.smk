@@ -26,3 +26,43 @@ LOG = "results/{session}/logs/"
 BENCHMARK = "results/{session}/benchmarks/"
 ANALYZER = "results/{session}/{analyzer_dir}"  # in paths
 ANALYZER_FOLDER = "results/{wildcards.session}/{wildcards.analyzer_dir}"  # in shell commands
+
+
+# ------------------------------------------------------------------------------ sharded passes
+# A pass that a session shards (config `sharding`) runs as N shard jobs (rule shard_<pass>, one
+# single-threaded job per time range, each writing only its own temp() folder under
+# results/{session}/shards/) plus a gather job (rule gather_<pass>) that writes the pass's usual
+# output from them. Which rule makes a session's output is decided by the session wildcard:
+# the unsharded rule only matches the sessions that do not shard the pass, the gather rule only
+# those that do, so the unsharded path is untouched when sharding is off.
+SHARD = "shard-{shard}-of-{num_shards}"  # sicore.sharding_plan.shard_folder_name
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    num_shards=r"\d+",
+
+
+def sessions_matching(pass_name, sharded):
+    """A regex of the sessions that shard `pass_name` (sharded=True) or run it as one job."""
+    names = [name for name, session in SESSIONS.items() if session.sharded(pass_name) == sharded]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def shards_of(pass_name):
+    """The shard folders a gather waits for, in shard order."""
+    return lambda wildcards: S(wildcards).shard_folders(pass_name)
+
+
+def num_shards_of(pass_name):
+    # in params: a new shard count is a new plan, so the gather reruns
+    return lambda wildcards: S(wildcards).num_shards(pass_name)
+
+
+def shard_mem_of(operation):
+    return lambda wildcards, attempt: estimate.shard_mem_mb(S(wildcards), operation, int(wildcards.num_shards), attempt)
+
+
+def shard_runtime_of(operation):
+    return lambda wildcards, attempt: estimate.shard_runtime_min(S(wildcards), operation, int(wildcards.num_shards),
+                                                                 attempt)

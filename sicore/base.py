@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -10,8 +11,62 @@ import numpy as np
 
 from .version import __version__
 
-# name -> class of every sicore extractor; loading instantiates only classes found here.
+# name -> class of every sicore extractor imported so far (classes register in __init_subclass__).
 _EXTRACTOR_REGISTRY: dict[str, type] = {}
+
+# Class name -> the sicore module that defines it. ``import sicore`` is lazy, so a class may not be
+# registered yet when a file names it: the loader then imports the module given here, and only a module
+# given here (a file never makes sicore import a module it names). tests/test_public_api.py checks that this
+# table equals the set of classes registered by importing every sicore module.
+_EXTRACTOR_MODULES: dict[str, str] = {
+    "ChannelsAggregationRecording": "sicore.aggregate",
+    "UnitsAggregationSorting": "sicore.aggregate",
+    "BaseEvent": "sicore.event",
+    "NumpyEvent": "sicore.event",
+    "MEArecRecordingExtractor": "sicore.extractors.mearec",
+    "MEArecSortingExtractor": "sicore.extractors.mearec",
+    "NeoBaseRecordingExtractor": "sicore.extractors.neo_recording",
+    "OpenEphysBinaryRecordingExtractor": "sicore.extractors.openephys",
+    "OpenEphysLegacyRecordingExtractor": "sicore.extractors.openephys",
+    "BasePhyKilosortSortingExtractor": "sicore.extractors.phy_kilosort",
+    "KiloSortSortingExtractor": "sicore.extractors.phy_kilosort",
+    "PhySortingExtractor": "sicore.extractors.phy_kilosort",
+    "SpikeGLXRecordingExtractor": "sicore.extractors.spikeglx",
+    "InjectTemplatesRecording": "sicore.generate_injection",
+    "NoiseGeneratorRecording": "sicore.generate_noise",
+    "BinaryRecordingExtractor": "sicore.io.binary",
+    "BinaryFolderRecording": "sicore.io.binary_folder",
+    "NpzEventExtractor": "sicore.io.event_folder",
+    "NpzFolderEvent": "sicore.io.event_folder",
+    "NpzFolderSorting": "sicore.io.npz_sorting",
+    "NpzSortingExtractor": "sicore.io.npz_sorting",
+    "NumpyFolderSorting": "sicore.io.numpy_folder",
+    "NpyFolderSnippets": "sicore.io.snippets_folder",
+    "NpzFolderSnippets": "sicore.io.snippets_folder",
+    "NpzSnippetsExtractor": "sicore.io.snippets_folder",
+    "ZarrRecordingExtractor": "sicore.io.zarr_recording",
+    "NumpyRecording": "sicore.numpy_objects",
+    "NumpySorting": "sicore.numpy_objects",
+    "SharedMemorySorting": "sicore.numpy_objects",
+    "_SpikeVectorSorting": "sicore.numpy_objects",
+    "BaseRecording": "sicore.recording",
+    "ChannelSliceRecording": "sicore.recording",
+    "FrameSliceRecording": "sicore.recording",
+    "BaseRecordingSnippets": "sicore.recording_snippets",
+    "AppendSegmentRecording": "sicore.segments",
+    "AppendSegmentSorting": "sicore.segments",
+    "ConcatenateSegmentRecording": "sicore.segments",
+    "ConcatenateSegmentSorting": "sicore.segments",
+    "SelectSegmentRecording": "sicore.segments",
+    "SelectSegmentSorting": "sicore.segments",
+    "BaseSnippets": "sicore.snippets",
+    "ChannelSliceSnippets": "sicore.snippets",
+    "FrameSliceSnippets": "sicore.snippets",
+    "NumpySnippets": "sicore.snippets",
+    "BaseSorting": "sicore.sorting",
+    "FrameSliceSorting": "sicore.sorting",
+    "UnitsSelectionSorting": "sicore.sorting",
+}
 
 
 def register_extractor_class(cls: type, *aliases: str) -> type:
@@ -23,22 +78,38 @@ def register_extractor_class(cls: type, *aliases: str) -> type:
 
 
 def get_registered_class(class_name: str) -> type:
-    """Resolve a provenance ``class`` string to a registered sicore class, never importing anything.
+    """Resolve a provenance ``class`` string to a sicore class.
 
     Accepts ``"NumpyRecording"``, ``"sicore.numpy_objects.NumpyRecording"`` and SpikeInterface
-    spellings (``"spikeinterface.core.binaryfolder.BinaryFolderRecording"``) of registered classes.
+    spellings (``"spikeinterface.core.binaryfolder.BinaryFolderRecording"``) of sicore classes. A class
+    not imported yet is found through the static ``_EXTRACTOR_MODULES`` table: only sicore modules listed
+    there are ever imported, never a module named by ``class_name``.
+
+    Parameters
+    ----------
+    class_name : str
+        The ``class`` entry of a provenance dict.
+
+    Returns
+    -------
+    type
+        The sicore class.
     """
     if not isinstance(class_name, str):
         raise ValueError(f"provenance 'class' must be a string, got {class_name!r}")
-    if class_name in _EXTRACTOR_REGISTRY:
-        return _EXTRACTOR_REGISTRY[class_name]
     short_name = class_name.rsplit(".", 1)[-1]
-    if short_name in _EXTRACTOR_REGISTRY:
-        return _EXTRACTOR_REGISTRY[short_name]
+    for key in (class_name, short_name):
+        if key in _EXTRACTOR_REGISTRY:
+            return _EXTRACTOR_REGISTRY[key]
+    module = _EXTRACTOR_MODULES.get(short_name)
+    if module is not None:
+        importlib.import_module(module)  # registers the class (a module of the static table, never the file's)
+        if short_name in _EXTRACTOR_REGISTRY:
+            return _EXTRACTOR_REGISTRY[short_name]
+    known = sorted(set(_EXTRACTOR_MODULES) | {c.__name__ for c in _EXTRACTOR_REGISTRY.values()})
     raise ValueError(
         f"provenance names class {class_name!r}, which is not a registered sicore class; "
-        "sicore never imports modules named by files. Known classes: "
-        f"{sorted(set(c.__name__ for c in _EXTRACTOR_REGISTRY.values()))}"
+        f"sicore never imports modules named by files. Known classes: {known}"
     )
 
 

@@ -281,8 +281,7 @@ def cmd_compute(args) -> None:
     _remove_leftovers(Path(args.analyzer) / "extensions", name)
     if args.parent == "random_spikes":
         # compute from the random spikes even when waveforms exist: keep them out of sight
-        # (library glue: SortingAnalyzer has no public option for this; see the workflow notes)
-        analyzer._stale_on_disk.add("waveforms")
+        analyzer.hide_extension("waveforms")
     elif args.parent == "waveforms" and not analyzer.has_extension("waveforms"):
         raise UserError(f"--from waveforms: the analyzer {args.analyzer} has no computed waveforms")
     analyzer.compute(name, **params, **_job_kwargs(args))

@@ -23,7 +23,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .base import BaseExtractor
 
@@ -626,6 +625,16 @@ def _format_bytes(num_bytes: float) -> str:
     return f"{num_bytes:.2f}TiB"
 
 
+class _NoBar:
+    """Stands in for a tqdm bar when no progress is shown."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class ChunkRecordingExecutor:
     """Run a function on every chunk of a recording, in the calling process or in worker processes.
 
@@ -807,7 +816,12 @@ class ChunkRecordingExecutor:
             if self.gather_func is not None:
                 self.gather_func(result)
 
-        bar = tqdm(total=len(slices), desc=self.job_name or None, disable=not self.progress_bar)
+        if self.progress_bar:  # tqdm (and the asyncio it pulls in) only when a bar is shown
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(slices), desc=self.job_name or None)
+        else:
+            bar = _NoBar()
         try:
             if num_workers <= 1:
                 # In-process: no pool start-up, and errors keep their own traceback.

@@ -3,18 +3,27 @@
 A probe lives on an object as channel properties (so every channel slice or view carries it):
 ``contact_vector`` (probeinterface's complete structured array, one row per channel, in channel
 order), ``location`` and ``group``; probe-level annotations and planar contours are annotations.
+
+probeinterface is imported only by the functions that build or take Probe objects: its import costs
+about 80 ms (it pulls in ``requests``), which recordings that only read ``location`` never pay.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import probeinterface as pi
+
+if TYPE_CHECKING:
+    import probeinterface as pi
 
 _GROUP_MODES = ("by_probe", "by_shank")
 
 
 def as_probegroup(probe_or_probegroup) -> pi.ProbeGroup:
     """Wrap a Probe (or a list of probes) into a ProbeGroup; pass a ProbeGroup through."""
+    import probeinterface as pi
+
     if isinstance(probe_or_probegroup, pi.ProbeGroup):
         return probe_or_probegroup
     if isinstance(probe_or_probegroup, pi.Probe):
@@ -98,6 +107,8 @@ def probe_annotations(probegroup: pi.ProbeGroup) -> dict:
 
 def probegroup_from_contact_vector(contact_vector: np.ndarray, annotations: dict) -> pi.ProbeGroup:
     """Rebuild a ProbeGroup (wired to channels 0..n-1 in order) from a contact vector property."""
+    import probeinterface as pi
+
     contact_vector = np.array(contact_vector, copy=True)
     contact_vector["device_channel_indices"] = np.arange(contact_vector.size)
     probegroup = pi.ProbeGroup.from_numpy(contact_vector)
@@ -113,6 +124,8 @@ def probegroup_from_contact_vector(contact_vector: np.ndarray, annotations: dict
 
 def dummy_probe_from_locations(locations, shape: str = "circle", shape_params: dict | None = None, axes: str = "xy"):
     """A wired probe with one contact per channel at ``locations`` ((num_channels, 2 or 3) array)."""
+    import probeinterface as pi
+
     locations = np.asarray(locations, dtype=np.float64)
     if locations.ndim != 2 or locations.shape[1] not in (2, 3):
         raise ValueError(f"locations must have shape (num_channels, 2 or 3), got {locations.shape}")

@@ -12,24 +12,34 @@ as outputs and mark them with ``report(...)``:
 
 Amplitudes and noise levels are in µV when the analyzer works in µV (``return_scaled``); otherwise in
 the recording's raw units, and the columns say so (``amplitude_raw`` instead of ``amplitude_uV``).
+
+The report is one workflow job per session, so its cost is mostly start-up: it reads only the arrays it
+shows (templates, noise levels, sparsity, spike counts; never the waveforms), keeps its small table as
+plain columns (pandas only for the public ``build_units_table``) and lays its figures out by hand (no
+constrained layout, few artists).
 """
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .template_tools import (
     get_template_extremum_amplitude,
     get_template_extremum_channel,
 )
 
-__all__ = ["make_report", "build_units_table", "REPORT_FILES"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["make_report", "build_units_table", "units_columns", "REPORT_FILES"]
 
 # Stable output names (the workflow declares them as rule outputs).
 REPORT_FILES = {
@@ -60,7 +70,8 @@ def _load_analyzer(analyzer_or_folder):
     with warnings.catch_warnings():
         # A report only reads saved extensions: a missing raw recording (recordingless load) is expected.
         warnings.filterwarnings("ignore", message=".*recording.*")
-        return load_sorting_analyzer(folder)
+        # get_extension() loads what the report shows on demand: the waveforms (the largest) never are
+        return load_sorting_analyzer(folder, load_extensions=False)
 
 
 def _check_templates(analyzer, where: str) -> None:
@@ -94,7 +105,7 @@ def _value_unit(analyzer) -> tuple[str, str]:
 
 
 # -------------------------------------------------------------------------------- table
-def build_units_table(analyzer, peak_sign: str | None = "neg") -> pd.DataFrame:
+def build_units_table(analyzer, peak_sign: str | None = "neg") -> "pd.DataFrame":
     """One row per unit: spikes, firing rate, main channel, amplitude, noise level and SNR.
 
     Parameters
@@ -115,6 +126,31 @@ def build_units_table(analyzer, peak_sign: str | None = "neg") -> pd.DataFrame:
         With raw (unscaled) templates the suffix is ``_raw``. Noise level and SNR are NaN when the
         noise_levels extension is missing; the main channel is empty for a unit whose template is all zeros
         (no spikes).
+    """
+    import pandas as pd
+
+    columns = units_columns(analyzer, peak_sign)
+    columns["unit_id"] = pd.array(columns["unit_id"], dtype=object)
+    columns["main_channel_id"] = pd.array(columns["main_channel_id"], dtype=object)
+    columns["main_channel_index"] = pd.array(columns["main_channel_index"], dtype="Int64")
+    return pd.DataFrame(columns)
+
+
+def units_columns(analyzer, peak_sign: str | None = "neg") -> dict:
+    """The columns of ``build_units_table`` as a dict (the report's table, without pandas).
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        An analyzer with the "templates" extension ("noise_levels" optional).
+    peak_sign : "neg" | "pos" | "both" | None, default: "neg"
+        As for ``build_units_table``.
+
+    Returns
+    -------
+    units : dict
+        ``{column: values}`` in column order: numpy arrays, except ``unit_id``, ``main_channel_id`` and
+        ``main_channel_index``, which are lists of Python values (None for a unit without spikes).
     """
     _check_templates(analyzer, "given")
     peak_sign = _resolve_peak_sign(analyzer, peak_sign)
@@ -137,9 +173,6 @@ def build_units_table(analyzer, peak_sign: str | None = "neg") -> pd.DataFrame:
 
     channel_ids = np.asarray(analyzer.channel_ids)
     locations = _channel_locations_or_none(analyzer)
-    main_ids = pd.array([None if empty[i] else channel_ids[main_index[i]].item() for i in range(num_units)],
-                        dtype=object)
-    main_index_col = pd.array([None if empty[i] else int(main_index[i]) for i in range(num_units)], dtype="Int64")
 
     def location(axis: int) -> np.ndarray:
         if locations is None or locations.shape[1] <= axis:
@@ -160,19 +193,44 @@ def build_units_table(analyzer, peak_sign: str | None = "neg") -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(unit_noise > 0, amplitude / unit_noise, np.nan)
 
-    return pd.DataFrame({
-        "unit_id": pd.array([u.item() if isinstance(u, np.generic) else u for u in unit_ids], dtype=object),
+    return {
+        "unit_id": [u.item() if isinstance(u, np.generic) else u for u in unit_ids],
         "num_spikes": counts,
         "firing_rate_hz": rates,
-        "main_channel_id": main_ids,
-        "main_channel_index": main_index_col,
+        "main_channel_id": [None if empty[i] else channel_ids[main_index[i]].item() for i in range(num_units)],
+        "main_channel_index": [None if empty[i] else int(main_index[i]) for i in range(num_units)],
         "main_channel_x_um": location(0),
         "main_channel_y_um": location(1),
         "num_sparse_channels": np.asarray(num_sparse, dtype=np.int64),
         f"amplitude_{suffix}": amplitude,
         f"noise_level_{suffix}": unit_noise,
         "snr": snr,
-    })
+    }
+
+
+def _num_rows(units: dict) -> int:
+    return len(units["unit_id"])
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def write_units_csv(units: dict, path) -> None:
+    """``units.csv``: a header, one row per unit; floats with 9 significant digits, missing values as NaN."""
+    def cell(value) -> str:
+        if _is_missing(value):
+            return "NaN"
+        if isinstance(value, (float, np.floating)):
+            return f"{float(value):.9g}"
+        return str(value.item() if isinstance(value, np.generic) else value)
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(units))
+    for i in range(_num_rows(units)):
+        writer.writerow([cell(values[i]) for values in units.values()])
+    Path(path).write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def _channel_locations_or_none(analyzer) -> np.ndarray | None:
@@ -204,14 +262,13 @@ _HEADERS = {
 }
 
 
-def units_table_html(units: pd.DataFrame, session_name: str, value_unit: str, has_noise: bool,
-                     peak_sign: str) -> str:
+def units_table_html(units, session_name: str, value_unit: str, has_noise: bool, peak_sign: str) -> str:
     """The units table as a self-contained HTML fragment (a ``div`` with a scoped ``style``).
 
     Parameters
     ----------
-    units : pandas.DataFrame
-        The table of ``build_units_table``.
+    units : dict or pandas.DataFrame
+        The table of ``units_columns`` (or ``build_units_table``).
     session_name : str
         Shown in the caption.
     value_unit : str
@@ -221,38 +278,56 @@ def units_table_html(units: pd.DataFrame, session_name: str, value_unit: str, ha
     peak_sign : str
         The peak sign used, shown in the caption.
     """
+    columns = {name: list(units[name]) for name in units}
+    num_rows = len(columns["unit_id"])
     headers = dict(_HEADERS)
-    for column in units.columns:
+    digits = {"firing_rate_hz": 2, "main_channel_x_um": 0, "main_channel_y_um": 0, "snr": 1}
+    for column in columns:
         if column.startswith("amplitude_"):
-            headers[column] = f"amplitude ({value_unit})"
+            headers[column], digits[column] = f"amplitude ({value_unit})", 1
         elif column.startswith("noise_level_"):
-            headers[column] = f"noise level ({value_unit})"
+            headers[column], digits[column] = f"noise level ({value_unit})", 2
     # the channel index duplicates the channel id for the reader; it stays in units.csv
-    shown = units.drop(columns=["main_channel_index"]).rename(columns=headers)
-    formatters = {
-        headers["firing_rate_hz"]: lambda v: _fmt(v, 2),
-        headers["main_channel_x_um"]: lambda v: _fmt(v, 0),
-        headers["main_channel_y_um"]: lambda v: _fmt(v, 0),
-        headers["snr"]: lambda v: _fmt(v, 1),
-    }
-    for column in units.columns:
-        if column.startswith("amplitude_"):
-            formatters[headers[column]] = lambda v: _fmt(v, 1)
-        elif column.startswith("noise_level_"):
-            formatters[headers[column]] = lambda v: _fmt(v, 2)
-    table = shown.to_html(index=False, border=0, na_rep="n/a", formatters=formatters, escape=True)
-    caption = (f"<caption>Units of session {html.escape(session_name)}: {len(units)} units; amplitude = "
+    shown = [c for c in columns if c != "main_channel_index"]
+
+    def cell(column: str, value) -> str:
+        if column in digits:
+            return _fmt(value, digits[column])
+        if _is_missing(value) or value is _pandas_na():
+            return "n/a"
+        return html.escape(str(value.item() if isinstance(value, np.generic) else value))
+
+    caption = (f"<caption>Units of session {html.escape(session_name)}: {num_rows} units; amplitude = "
                f"extremum (peak sign {html.escape(peak_sign)}) of the average template on the main channel; "
                "SNR = amplitude / noise level of the main channel</caption>")
-    table = table.replace(">", ">" + caption, 1) if table.startswith("<table") else table
+    lines = [f'<table class="dataframe">{caption}', "  <thead>", '    <tr style="text-align: right;">']
+    lines += [f"      <th>{html.escape(headers.get(c, c))}</th>" for c in shown]
+    lines += ["    </tr>", "  </thead>", "  <tbody>"]
+    for i in range(num_rows):
+        lines.append("    <tr>")
+        lines += [f"      <td>{cell(c, columns[c][i])}</td>" for c in shown]
+        lines.append("    </tr>")
+    lines += ["  </tbody>", "</table>"]
     note = "" if has_noise else (
         '<p class="note">The noise_levels extension is not computed for this analyzer: '
         "noise level and SNR are not available (n/a).</p>")
+    table = "\n".join(lines)
     return f'<div class="sicore-units">\n{_TABLE_STYLE}\n{note}{table}\n</div>\n'
 
 
+def _pandas_na():
+    """pandas' NA when pandas is already imported (a DataFrame was given), else a sentinel."""
+    import sys
+
+    pandas = sys.modules.get("pandas")
+    return pandas.NA if pandas is not None else _NO_NA
+
+
+_NO_NA = object()
+
+
 def _fmt(value, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if _is_missing(value) or value is _pandas_na():
         return "n/a"
     return f"{float(value):.{digits}f}"
 
@@ -337,7 +412,7 @@ def make_report(analyzer_folder, output_folder, session_name: str, peak_sign: st
     where = f"at {analyzer_folder}" if isinstance(analyzer_folder, (str, Path)) else "given"
     _check_templates(analyzer, where)
     peak_sign = _resolve_peak_sign(analyzer, peak_sign)
-    units = build_units_table(analyzer, peak_sign=peak_sign)
+    units = units_columns(analyzer, peak_sign=peak_sign)
     noise = _noise_levels(analyzer)
     suffix, value_unit = _value_unit(analyzer)
 
@@ -345,7 +420,7 @@ def make_report(analyzer_folder, output_folder, session_name: str, peak_sign: st
     output_folder.mkdir(parents=True, exist_ok=True)
     paths = {key: output_folder / name for key, name in REPORT_FILES.items()}
 
-    units.to_csv(paths["units_csv"], index=False, na_rep="NaN", float_format="%.9g")
+    write_units_csv(units, paths["units_csv"])
     table_html = units_table_html(units, session_name, value_unit, noise is not None, peak_sign)
     paths["units_html"].write_text(table_html, encoding="utf-8")
 
@@ -364,10 +439,10 @@ def make_report(analyzer_folder, output_folder, session_name: str, peak_sign: st
     return paths
 
 
-def _summary(analyzer, units: pd.DataFrame, noise, session_name: str, peak_sign: str,
+def _summary(analyzer, units: dict, noise, session_name: str, peak_sign: str,
              suffix: str, value_unit: str, template_units: list, highlighted: list) -> dict:
     def median(column: str):
-        values = units[column].to_numpy(dtype=np.float64) if len(units) else np.zeros(0)
+        values = np.asarray(units[column], dtype=np.float64)
         values = values[np.isfinite(values)]
         return float(np.median(values)) if values.size else None
 
@@ -381,10 +456,12 @@ def _summary(analyzer, units: pd.DataFrame, noise, session_name: str, peak_sign:
         "num_segments": int(analyzer.get_num_segments()),
         "sampling_frequency_hz": float(analyzer.sampling_frequency),
         "total_duration_s": float(analyzer.get_total_duration()),
-        "total_num_spikes": int(units["num_spikes"].sum()) if len(units) else 0,
+        "total_num_spikes": int(np.sum(units["num_spikes"])),
         "sparse": bool(analyzer.is_sparse()),
         "has_recording": bool(analyzer.has_recording()),
-        "extensions": analyzer.get_loaded_extension_names(),
+        # computed extensions (a saved analyzer's are loaded on demand: list what is on disk)
+        "extensions": (analyzer.get_loaded_extension_names() if analyzer.format == "memory"
+                       else analyzer.get_saved_extension_names()),
         "has_noise_levels": noise is not None,
         "peak_sign": peak_sign,
         "amplitude_unit": value_unit,

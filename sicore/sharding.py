@@ -47,28 +47,32 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .sharding_analyzer import (
-    ANALYZER_PASSES,
-    gather_analyzer_pass,
-    gather_noise_levels,
-    gather_templates,
-    gather_waveforms,
-    shard_analyzer_pass,
-    shard_noise_levels,
-    shard_templates,
-    shard_waveforms,
-)
-from .sharding_plan import (
-    PASSES,
-    SHARD_MARKER,
-    Shard,
-    ShardError,
-    count_shards,
-    get_shard,
-    plan_shards,
-    shard_folder_name,
-)
-from .sharding_recording import gather_save_recording, shard_save_recording
+# The pass modules (numpy, the analyzer, the io package) are imported when a shard or gather runs, not
+# when the CLI builds its parser: `sicore --help` and every other command stay cheap. Their public names
+# are still attributes of this module (PEP 562 __getattr__ below).
+_LAZY_NAMES = {
+    **dict.fromkeys(("ANALYZER_PASSES", "gather_analyzer_pass", "gather_noise_levels", "gather_templates",
+                     "gather_waveforms", "shard_analyzer_pass", "shard_noise_levels", "shard_templates",
+                     "shard_waveforms"), "sicore.sharding_analyzer"),
+    **dict.fromkeys(("PASSES", "SHARD_MARKER", "Shard", "ShardError", "count_shards", "get_shard", "plan_shards",
+                     "shard_folder_name"), "sicore.sharding_plan"),
+    **dict.fromkeys(("gather_save_recording", "shard_save_recording"), "sicore.sharding_recording"),
+}
+# The analyzer passes that get `shard PASS` / `gather PASS` commands: sharding_analyzer.ANALYZER_PASSES
+# (tests/test_cli.py checks they agree), spelled out so that building the parser imports nothing.
+_ANALYZER_PASS_NAMES = ("noise_levels", "templates", "waveforms")
+
+
+def __getattr__(name: str):
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PASSES", "SHARD_MARKER", "Shard", "ShardError", "plan_shards", "count_shards", "get_shard",
@@ -80,11 +84,17 @@ __all__ = [
 
 def shard_folders(root, num_shards: int) -> list[Path]:
     """``root / shard_folder_name(i, num_shards)`` for every shard, in order (what a gather takes)."""
+    from .sharding_plan import shard_folder_name
+
     return [Path(root) / shard_folder_name(i, num_shards) for i in range(int(num_shards))]
 
 
 def run_shard(pass_name: str, **kwargs):
     """Run one shard of ``pass_name`` (``shard_save_recording`` or ``shard_analyzer_pass`` keyword arguments)."""
+    from .sharding_analyzer import ANALYZER_PASSES, shard_analyzer_pass
+    from .sharding_plan import PASSES
+    from .sharding_recording import shard_save_recording
+
     if pass_name == "save_recording":
         return shard_save_recording(**kwargs)
     if pass_name in ANALYZER_PASSES:
@@ -94,6 +104,10 @@ def run_shard(pass_name: str, **kwargs):
 
 def run_gather(pass_name: str, **kwargs):
     """Run the gather of ``pass_name`` (``gather_save_recording`` or ``gather_analyzer_pass`` keyword arguments)."""
+    from .sharding_analyzer import ANALYZER_PASSES, gather_analyzer_pass
+    from .sharding_plan import PASSES
+    from .sharding_recording import gather_save_recording
+
     if pass_name == "save_recording":
         return gather_save_recording(**kwargs)
     if pass_name in ANALYZER_PASSES:
@@ -196,6 +210,8 @@ def _add_common(parser: argparse.ArgumentParser, gather: bool) -> None:
 
 
 def _run_save(args: argparse.Namespace, gather: bool) -> int:
+    from .sharding_recording import gather_save_recording, shard_save_recording
+
     common = {"recording": args.recording, "num_shards": args.num_shards,
               "shard_duration": _shard_duration(args.shard_duration), **_save_options(args), **_job_kwargs(args)}
     if gather:
@@ -208,6 +224,8 @@ def _run_save(args: argparse.Namespace, gather: bool) -> int:
 
 def _run_analyzer(pass_name: str) -> Callable[[argparse.Namespace, bool], int]:
     def run(args: argparse.Namespace, gather: bool) -> int:
+        from .sharding_analyzer import gather_analyzer_pass, shard_analyzer_pass
+
         common = {"analyzer": args.analyzer, "num_shards": args.num_shards,
                   "shard_duration": _shard_duration(args.shard_duration), "params": _json_params(args.params),
                   "recording": args.recording, **_job_kwargs(args)}
@@ -266,7 +284,7 @@ def add_shard_commands(subparsers) -> tuple[argparse.ArgumentParser, argparse.Ar
         _add_common(save, gather)
         save.set_defaults(func=lambda args, gather=gather: _run_save(args, gather))
 
-        for pass_name in ANALYZER_PASSES:
+        for pass_name in _ANALYZER_PASS_NAMES:
             sub = passes.add_parser(pass_name.replace("_", "-"), help=f"the {pass_name} extension")
             sub.add_argument("--analyzer", required=True, help="the analyzer folder (binary_folder or zarr)")
             sub.add_argument("--params", default=None,

@@ -70,8 +70,7 @@ def _open_analyzer(analyzer, recording=None, pass_name: str = "", from_random_sp
         if pass_name != "templates":
             raise ValueError(f"from_random_spikes only applies to templates, not {pass_name!r}")
         # keep the waveforms out of sight, as `sicore compute templates --from random_spikes` does
-        analyzer.extensions.pop("waveforms", None)
-        analyzer._stale_on_disk.add("waveforms")
+        analyzer.hide_extension("waveforms")
     return analyzer
 
 

@@ -32,7 +32,7 @@ from .io.safe_files import read_json, to_json_compatible, write_json
 from .version import __version__
 
 SHARD_MARKER = "shard.json"
-SHARD_FORMAT_VERSION = 1
+SHARD_FORMAT_VERSION = 2  # 2: templates shards of integer recordings hold raw-count sums
 PASSES = ("save_recording", "noise_levels", "templates", "waveforms")
 
 

@@ -2,9 +2,11 @@
 
 binary
     Shard ``k`` writes ``traces_seg{i}.raw`` (and ``times_seg{i}.raw``) holding only its frames of each
-    segment it touches, in its own shard folder. The gather creates the final folder (as a temporary
-    sibling renamed into place), concatenates the pieces of each segment in shard order with
-    ``os.copy_file_range`` (in-kernel copy; a reflink on file systems that have them), and writes the
+    segment it touches, in its own shard folder (a kernel copy of its byte range when the source is a plain
+    binary file in the output's dtype, as an unsharded save does). The gather creates the final folder (as
+    a temporary sibling renamed into place), concatenates the pieces of each segment in shard order with
+    ``copy_file_range`` (in-kernel copy; a reflink on file systems that have them; with ``remove_shards``
+    each file's first piece is renamed into place instead of copied), and writes the
     metadata files with the code ``write_binary_folder`` uses. Casting is element-wise, so the raw files
     are byte-identical to an unsharded save, and so is every other file.
 
@@ -39,11 +41,9 @@ from .sharding_plan import (
     take_shards,
 )
 
-_COPY_BUFFER = 64 << 20
-# errors after which os.copy_file_range is replaced by a plain read/write copy
-_NO_COPY_FILE_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM}
 _FORMATS = ("binary", "binary_folder", "zarr")
-_hard_link = os.link  # a module attribute, so tests can emulate file systems without hard links
+_hard_link = os.link  # module attributes, so tests can emulate file systems without hard links / renames
+_move = os.rename
 
 
 def _as_recording(recording):
@@ -181,7 +181,8 @@ def shard_save_recording(recording, shard_folder, shard_index: int, num_shards: 
 
 
 def _write_binary_pieces(recording, shard, folder: Path, dtype: np.dtype, slices, job_kwargs, chunk_size) -> None:
-    from .io.binary_folder import _preallocate
+    from .io.binary_folder import _preallocate, raw_copy_sources
+    from .io.file_copy import copy_range
 
     with_times = any(recording.has_time_vector(i) for i in range(recording.get_num_segments()))
     frame_bytes = recording.get_num_channels() * dtype.itemsize
@@ -195,6 +196,21 @@ def _write_binary_pieces(recording, shard, folder: Path, dtype: np.dtype, slices
             _preallocate(times, (end - start) * 8)
         pieces[segment_index] = (str(raw), None if times is None else str(times), start)
     if not slices:
+        return
+    sources = None if with_times else raw_copy_sources(recording, dtype)
+    if sources is not None:
+        # the source's raw layout is the output's (as in an unsharded save): copy the shard's bytes in the kernel
+        for segment_index, start, end in shard.ranges:
+            path, offset, _ = sources[segment_index]
+            raw = pieces[segment_index][0]
+            source_fd, target_fd = os.open(path, os.O_RDONLY), os.open(raw, os.O_WRONLY)
+            try:
+                copy_range(source_fd, target_fd, (end - start) * frame_bytes, offset + start * frame_bytes, 0)
+            except ValueError as err:  # the source shrank since it was opened
+                raise ValueError(f"{path}: {err}") from None
+            finally:
+                os.close(source_fd)
+                os.close(target_fd)
         return
     executor = _executor(recording, _write_piece_chunk, _init_piece_worker, (recording, pieces, dtype.str),
                          job_kwargs, chunk_size, "shard_write_binary")
@@ -361,10 +377,20 @@ def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, 
                     copies.append((piece, len(outputs), offset, expected))
                     offset += expected
             outputs.append((folder / name, offset))
+    # With consumed pieces, each file's first piece (at offset 0) is renamed into place and extended to
+    # the file's size instead of being copied: the gather copies (N - 1) / N of the traces, not all.
+    renamed = set()
+    if remove_pieces:
+        for task in copies:
+            piece, output, offset, _ = task
+            if offset == 0 and output not in renamed and _rename(piece, outputs[output][0]):
+                renamed.add(output)
+        copies = [task for task in copies if not (task[2] == 0 and task[1] in renamed)]
     fds = []
     try:
-        for path, size in outputs:
-            fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+        for index, (path, size) in enumerate(outputs):
+            flags = os.O_WRONLY | os.O_CREAT | (0 if index in renamed else os.O_TRUNC)
+            fds.append(os.open(path, flags, 0o666))
             os.ftruncate(fds[-1], size)  # final size first: the copies fill disjoint ranges of it
 
         def copy(task) -> None:
@@ -381,30 +407,26 @@ def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, 
             os.close(fd)
 
 
+def _rename(piece: Path, target: Path) -> bool:
+    """Move a consumed piece to ``target`` (same file system); False when it must be copied instead."""
+    try:
+        _move(piece, target)
+    except OSError as err:
+        if err.errno in (errno.EXDEV, errno.EPERM, errno.EACCES):
+            return False
+        raise
+    return True
+
+
 def _append_file(source: Path, fd: int, offset: int, size: int) -> None:
-    """Copy ``size`` bytes of ``source`` to ``fd`` at ``offset``: in-kernel when possible, else by buffers."""
-    copy_file_range = getattr(os, "copy_file_range", None)  # Linux only
+    """Copy ``size`` bytes of ``source`` to ``fd`` at ``offset``: in the kernel when possible, else by buffers."""
+    from .io.file_copy import copy_range
+
     with open(source, "rb", buffering=0) as f:
-        copied = 0
-        if copy_file_range is not None:
-            try:
-                while copied < size:
-                    n = copy_file_range(f.fileno(), fd, size - copied, copied, offset + copied)
-                    if n == 0:
-                        break
-                    copied += n
-            except OSError as err:
-                if err.errno not in _NO_COPY_FILE_RANGE:
-                    raise
-        while copied < size:
-            data = os.pread(f.fileno(), min(_COPY_BUFFER, size - copied), copied)
-            if not data:
-                raise OSError(f"{source}: unexpected end of file after {copied} of {size} bytes")
-            view = memoryview(data)
-            written = 0
-            while written < len(view):
-                written += os.pwrite(fd, view[written:], offset + copied + written)
-            copied += len(data)
+        try:
+            copy_range(f.fileno(), fd, size, 0, offset)
+        except ValueError as err:  # a piece shorter than its checked size: changed under the gather
+            raise OSError(f"{source}: {err}") from None
 
 
 def _assemble_zarr(recording, plan, shards, folder: Path, dtype: np.dtype, chunk_size: int, layout: dict,

@@ -11,6 +11,8 @@ Method names: "radius", "best_channels", "closest_channels", "snr" (the spec's "
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import numpy as np
 
@@ -21,8 +23,9 @@ _ESTIMATE_METHODS = ("radius", "best_channels", "closest_channels", "snr", "ampl
 # The spec calls the SNR method "threshold".
 _METHOD_ALIASES = {"threshold": "snr"}
 
-# With n_jobs > 1 the chunks holding spikes are grouped into this many slices per worker: each slice
-# returns one set of per-unit sums, so few (units, samples, channels) arrays travel between processes.
+# With n_jobs > 1 the chunks holding spikes are grouped into this many slices per worker (a few slices
+# balance the load; each worker adds all its slices into its own shared-memory accumulator, so no
+# (units, samples, channels) array travels between processes).
 _SLICES_PER_WORKER = 2
 _CHUNK_KEYS = ("chunk_size", "chunk_memory", "total_memory", "chunk_duration")
 
@@ -701,6 +704,26 @@ def estimate_sparsity(
     -------
     sparsity : ChannelSparsity
     """
+    return _estimate_sparsity_and_main(
+        sorting, recording, num_spikes_for_sparsity=num_spikes_for_sparsity, ms_before=ms_before,
+        ms_after=ms_after, method=method, peak_sign=peak_sign, radius_um=radius_um, num_channels=num_channels,
+        threshold=threshold, amplitude_mode=amplitude_mode, by_property=by_property, noise_levels=noise_levels,
+        main_channel_indices=main_channel_indices, seed=seed, return_scaled=return_scaled, **job_kwargs,
+    )[0]
+
+
+def _estimate_sparsity_and_main(sorting, recording, num_spikes_for_sparsity: int = 100, ms_before: float = 1.0,
+                                ms_after: float = 2.5, method: str = "radius", peak_sign: str = "neg",
+                                radius_um: float = 100.0, num_channels: int = 5, threshold: float | None = 5,
+                                amplitude_mode: str = "extremum", by_property: str | None = None,
+                                noise_levels=None, main_channel_indices=None, seed: int | None = 2205,
+                                return_scaled: bool = True, **job_kwargs) -> tuple[ChannelSparsity, np.ndarray | None]:
+    """``estimate_sparsity`` plus each unit's main channel index (the extremum channel of the estimated
+    templates with ``peak_sign`` / ``amplitude_mode``), or None when no templates were estimated.
+
+    ``create_sorting_analyzer`` stores these main channels (SpikeInterface's "main_channel_id") without a
+    second pass over the recording.
+    """
     from .template_tools import _check_mode, _check_peak_sign
 
     method = _resolve_method(method, _ESTIMATE_METHODS, "estimate_sparsity")
@@ -716,7 +739,8 @@ def estimate_sparsity(
         _check_radius(radius_um)
         if main_channel_indices is not None:
             return ChannelSparsity.from_radius_and_main_channel(unit_ids, channel_ids, main_channel_indices,
-                                                                locations, radius_um)
+                                                                locations, radius_um), \
+                np.asarray(main_channel_indices, dtype=np.int64)
     if method in ("best_channels", "closest_channels"):
         _check_positive_int(num_channels, "num_channels")
     if method in ("snr", "amplitude"):
@@ -728,7 +752,7 @@ def estimate_sparsity(
             # checked before the pass so a typo does not cost one
             ChannelSparsity.from_property(sorting, recording, by_property)
         if sorting.get_property(by_property) is not None:
-            return ChannelSparsity.from_property(sorting, recording, by_property)
+            return ChannelSparsity.from_property(sorting, recording, by_property), None
 
     templates_array, nbefore, _ = _estimate_templates_for_sparsity(
         sorting, recording, num_spikes_for_sparsity=num_spikes_for_sparsity, ms_before=ms_before,
@@ -740,23 +764,24 @@ def estimate_sparsity(
     templates = Templates(templates_array, recording.sampling_frequency, nbefore,
                           is_in_uV=return_scaled and recording.has_scaleable_traces(),
                           channel_ids=channel_ids, unit_ids=unit_ids)
-    if method in ("radius", "closest_channels", "by_property"):
-        main = _extremum_channel_indices(_amplitudes_array(templates_array, nbefore, peak_sign, amplitude_mode), None)
-        if method == "radius":
-            return ChannelSparsity(_radius_mask(main, locations, radius_um), unit_ids, channel_ids)
-        if method == "closest_channels":
-            return ChannelSparsity(_closest_mask(main, locations, num_channels), unit_ids, channel_ids)
-        return ChannelSparsity.from_property(sorting, recording, by_property, main_channel_indices=main)
+    main = _extremum_channel_indices(_amplitudes_array(templates_array, nbefore, peak_sign, amplitude_mode), None)
+    if method == "radius":
+        return ChannelSparsity(_radius_mask(main, locations, radius_um), unit_ids, channel_ids), main
+    if method == "closest_channels":
+        return ChannelSparsity(_closest_mask(main, locations, num_channels), unit_ids, channel_ids), main
+    if method == "by_property":
+        return ChannelSparsity.from_property(sorting, recording, by_property, main_channel_indices=main), main
     if method == "best_channels":
         return ChannelSparsity.from_best_channels(templates, num_channels, peak_sign=peak_sign,
-                                                  amplitude_mode=amplitude_mode)
+                                                  amplitude_mode=amplitude_mode), main
     if method == "amplitude":
-        return ChannelSparsity.from_amplitude(templates, threshold, amplitude_mode=amplitude_mode, peak_sign=peak_sign)
+        return ChannelSparsity.from_amplitude(templates, threshold, amplitude_mode=amplitude_mode,
+                                              peak_sign=peak_sign), main
     # snr
     if noise_levels is None:
         noise_levels = _noise_levels(recording, templates.is_in_uV)
     return ChannelSparsity.from_snr(templates, threshold, noise_levels=noise_levels, peak_sign=peak_sign,
-                                    amplitude_mode=amplitude_mode)
+                                    amplitude_mode=amplitude_mode), main
 
 
 def _check_pair(sorting, recording) -> None:
@@ -847,6 +872,66 @@ def _estimate_templates_array(recording, spikes: np.ndarray, num_units: int, nbe
     templates_array : np.ndarray
         float32 ``(num_units, nbefore + nafter, num_channels)``; zeros for units without spikes.
     """
+    accumulator, _ = _accumulate_spike_windows(recording, spikes, num_units, nbefore, nafter, job_name=job_name,
+                                               **job_kwargs)
+    counts = np.bincount(np.asarray(spikes)["unit_index"], minlength=num_units).astype(np.int64)
+    # Mean (then scaling) in float64, one unit at a time: the same values as whole-array arithmetic
+    # without a (units, samples, channels) float64 temporary.
+    templates = np.zeros(accumulator.shape, dtype=np.float32)
+    scale = return_scaled and recording.has_scaleable_traces()
+    if scale:
+        gains = np.asarray(recording.get_channel_gains(), dtype=np.float64)
+        offsets = np.asarray(recording.get_channel_offsets(), dtype=np.float64)
+    for unit in np.flatnonzero(counts).tolist():
+        mean = accumulator[unit].astype(np.float64)
+        mean /= counts[unit]
+        if scale:
+            mean *= gains
+            mean += offsets
+        templates[unit] = mean
+    return templates
+
+
+def _accumulate_spike_windows(recording, spikes: np.ndarray, num_units: int, nbefore: int, nafter: int,
+                              channel_table: np.ndarray | None = None, with_squares: bool = False,
+                              zero_pad: bool = False, job_name: str = "estimate_templates",
+                              **job_kwargs) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-unit sums (and sums of squares) of the raw (unscaled) windows around ``spikes``, in one chunked pass.
+
+    Integer traces are summed exactly, so the result is the same for any ``n_jobs`` and chunk size. With
+    ``n_jobs > 1`` each worker adds into its own shared-memory accumulator (``_SharedAccumulators``) and
+    only the small accumulators are summed at the end: no window ever travels between processes.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        The recording (read with ``return_scaled=False``).
+    spikes : np.ndarray
+        Spike-vector rows (``sample_index``, ``unit_index``, ``segment_index``) sorted by segment then sample.
+    num_units : int
+        Number of units (rows of the result).
+    nbefore, nafter : int
+        Window ``[sample - nbefore, sample + nafter)`` around each spike.
+    channel_table : np.ndarray or None, default: None
+        ``(num_units, max_channels)`` channel indices per unit padded with -1: each unit's channels are
+        summed packed at the front of the channel axis (padding slots are zero). None: all channels.
+    with_squares : bool, default: False
+        Also sum the squared values (int64 for integer traces of at most 16 bits, exact).
+    zero_pad : bool, default: False
+        Samples of windows outside their segment count as zeros; when False such windows are an error.
+    job_name : str, default: "estimate_templates"
+        Progress-bar label.
+    **job_kwargs
+        Job kwargs (see ``sicore.job``).
+
+    Returns
+    -------
+    sums : np.ndarray
+        ``(num_units, nbefore + nafter, channels)``: int32 / int64 for integer traces (see
+        ``_accumulator_dtype``), float64 for floats.
+    squares : np.ndarray or None
+        Same shape, int64 (integers of at most 16 bits) or float64; None unless ``with_squares``.
+    """
     from .job import ChunkRecordingExecutor, ensure_chunk_size, split_job_kwargs
 
     other, job_kwargs = split_job_kwargs(job_kwargs)
@@ -866,7 +951,10 @@ def _estimate_templates_array(recording, spikes: np.ndarray, num_units: int, nbe
         if segment_index.min() < 0 or segment_index.max() >= num_segments:
             raise ValueError(f"spikes: segment_index out of range [0, {num_segments})")
         lengths = np.array([recording.get_num_samples(i) for i in range(num_segments)], dtype=np.int64)
-        if np.any(sample_index - nbefore < 0) or np.any(sample_index + nafter > lengths[segment_index]):
+        if zero_pad:
+            if np.any(sample_index < 0) or np.any(sample_index >= lengths[segment_index]):
+                raise ValueError("spikes: some sample_index values are outside their segment")
+        elif np.any(sample_index - nbefore < 0) or np.any(sample_index + nafter > lengths[segment_index]):
             raise ValueError(
                 "spikes: some windows [sample - nbefore, sample + nafter) cross a segment border; "
                 "select spikes with a margin (random_spikes_selection(..., margin_size=max(nbefore, nafter)))"
@@ -874,50 +962,127 @@ def _estimate_templates_array(recording, spikes: np.ndarray, num_units: int, nbe
         if spikes["unit_index"].min() < 0 or spikes["unit_index"].max() >= num_units:
             raise ValueError(f"spikes: unit_index out of range [0, {num_units})")
 
+    num_channels = recording.get_num_channels()
+    if channel_table is not None:
+        channel_table = np.asarray(channel_table, dtype=np.int64)
+        if channel_table.ndim != 2 or channel_table.shape[0] != num_units or channel_table.max(initial=-1) >= num_channels:
+            raise ValueError(f"channel_table must be (num_units={num_units}, max_channels) of channel indices "
+                             f"below {num_channels} (padded with -1), got shape {channel_table.shape}")
     # Integer traces are summed exactly (independent of chunking): in int32 when no unit's sum can
     # overflow it (half the memory traffic of int64), else in int64; floats in float64.
-    acc_dtype = _accumulator_dtype(recording.get_dtype(), spikes["unit_index"], num_units)
-    num_channels = recording.get_num_channels()
-    accumulator = np.zeros((num_units, nbefore + nafter, num_channels), dtype=acc_dtype)
-    counts = np.zeros(num_units, dtype=np.int64)
-
-    def gather(result) -> None:
-        if result is None:
-            return
-        units, sums, unit_counts = result
-        for i, unit in enumerate(units):  # in place, no fancy-index copy of the accumulator
-            accumulator[unit] += sums[i]
-        counts[units] += unit_counts
+    trace_dtype = np.dtype(recording.get_dtype())
+    acc_dtype = _accumulator_dtype(trace_dtype, spikes["unit_index"], num_units)
+    specs = [acc_dtype]
+    if with_squares:
+        specs.append(_squares_dtype(trace_dtype)[1])
+    width = channel_table.shape[1] if channel_table is not None else num_channels
+    shape = (num_units, nbefore + nafter, width)
 
     n_jobs = job_kwargs["n_jobs"]
     chunk_size = ensure_chunk_size(recording, **job_kwargs)
     executor_kwargs = {k: v for k, v in job_kwargs.items() if k not in _CHUNK_KEYS}
     slices = _slices_with_spikes(recording, segment_index, sample_index, chunk_size, n_jobs)
-    if slices:
-        # In the calling process (n_jobs=1) the chunks add straight into the accumulator; worker
-        # processes return their per-unit sums instead.
-        init_args = (recording, spikes, nbefore, nafter, num_segments, acc_dtype, chunk_size,
-                     os.getpid(), (accumulator, counts) if n_jobs == 1 else None)
+    num_workers = min(n_jobs, len(slices))
+
+    def run(target) -> None:
+        init_args = (recording, spikes, nbefore, nafter, num_segments, chunk_size, channel_table, target)
         executor = ChunkRecordingExecutor(recording, _templates_chunk_func, _templates_init_func, init_args,
-                                          gather_func=gather, handle_returns=False, job_name=job_name,
-                                          chunk_size=chunk_size, **executor_kwargs)
+                                          handle_returns=False, job_name=job_name, chunk_size=chunk_size,
+                                          **executor_kwargs)
         executor.run(recording_slices=slices)
 
-    # Mean (then scaling) in float64, one unit at a time: the same values as whole-array arithmetic
-    # without a (units, samples, channels) float64 temporary.
-    templates = np.zeros(accumulator.shape, dtype=np.float32)
-    scale = return_scaled and recording.has_scaleable_traces()
-    if scale:
-        gains = np.asarray(recording.get_channel_gains(), dtype=np.float64)
-        offsets = np.asarray(recording.get_channel_offsets(), dtype=np.float64)
-    for unit in np.flatnonzero(counts).tolist():
-        mean = accumulator[unit].astype(np.float64)
-        mean /= counts[unit]
-        if scale:
-            mean *= gains
-            mean += offsets
-        templates[unit] = mean
-    return templates
+    if num_workers <= 1:
+        # in the calling process the chunks add straight into the accumulators
+        accumulators = tuple(np.zeros(shape, dtype=dtype) for dtype in specs)
+        if slices:
+            run(accumulators)
+    else:
+        with _SharedAccumulators(num_workers, shape, specs) as shared:
+            run(shared.handle)
+            accumulators = shared.total()
+    if channel_table is not None and np.any(channel_table < 0):
+        padding = (channel_table < 0)[:, None, :]  # padding slots gathered channel 0: zero them
+        for accumulator in accumulators:
+            np.copyto(accumulator, 0, where=padding)
+    return accumulators[0], (accumulators[1] if with_squares else None)
+
+
+def _squares_dtype(dtype) -> tuple[np.dtype, np.dtype]:
+    """(dtype of one squared window, dtype of the sum of squares) for traces of ``dtype``.
+
+    int8 / uint8 / int16 squares fit int32 (at most 2**30); uint16 squares need int64; sums of squares
+    of integers are int64 (exact); float traces use float64 throughout.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu" and dtype.itemsize <= 2:
+        small = dtype.itemsize == 1 or dtype.kind == "i"
+        return np.dtype(np.int32 if small else np.int64), np.dtype(np.int64)
+    if dtype.kind in "iu":
+        raise ValueError(f"sums of squares of {dtype} traces could overflow int64; only integers of at most "
+                         "16 bits (or floats) are supported")
+    return np.dtype(np.float64), np.dtype(np.float64)
+
+
+class _SharedAccumulators:
+    """Zeroed accumulators (one per dtype in ``dtypes``, all of ``shape``) for each worker, in files the workers
+    map (fork, spawn and forkserver alike).
+
+    A worker claims a free slot the first time it needs one (``O_EXCL`` creation of a claim file, atomic
+    across processes) and adds all its slices into that slot's accumulators; the caller sums the slots at
+    the end. Only the small ``handle`` (folder, shape, dtypes, number of slots) is sent to the workers. The
+    folder is in /dev/shm when there is one (memory, not disk) and is removed on exit.
+    """
+
+    def __init__(self, num_slots: int, shape: tuple, dtypes) -> None:
+        self.num_slots, self.shape = int(num_slots), tuple(shape)
+        self.dtypes = tuple(np.dtype(d) for d in dtypes)
+        self.folder = None
+
+    def __enter__(self) -> "_SharedAccumulators":
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        self.folder = tempfile.mkdtemp(prefix="sicore_acc_", dir=base)
+        for i, dtype in enumerate(self.dtypes):
+            slot_bytes = int(np.prod(self.shape)) * dtype.itemsize
+            with open(os.path.join(self.folder, f"slots_{i}.bin"), "wb") as f:
+                f.truncate(slot_bytes * self.num_slots)  # sparse file: zeros, pages allocated on first write
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @property
+    def handle(self) -> tuple:
+        return (self.folder, self.shape, tuple(d.str for d in self.dtypes), self.num_slots)
+
+    def total(self) -> tuple[np.ndarray, ...]:
+        claimed = [k for k in range(self.num_slots) if os.path.exists(os.path.join(self.folder, f"slot_{k}"))]
+        totals = []
+        for slots in _open_slots(self.handle):
+            total = np.zeros(self.shape, dtype=slots.dtype)
+            for k in claimed:
+                total += slots[k]
+            totals.append(total)
+            del slots
+        return tuple(totals)
+
+
+def _open_slots(handle: tuple) -> list[np.memmap]:
+    folder, shape, dtypes, num_slots = handle
+    return [np.memmap(os.path.join(folder, f"slots_{i}.bin"), dtype=np.dtype(dtype), mode="r+",
+                      shape=(num_slots,) + tuple(shape)) for i, dtype in enumerate(dtypes)]
+
+
+def _claim_slot(handle: tuple) -> tuple[np.ndarray, ...]:
+    """This worker's accumulators: those of the first slot whose claim file it manages to create."""
+    folder, _, _, num_slots = handle
+    for k in range(num_slots):
+        try:
+            fd = os.open(os.path.join(folder, f"slot_{k}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tuple(slots[k] for slots in _open_slots(handle))
+    raise RuntimeError(f"estimate_templates: more workers than the {num_slots} accumulator slots")
 
 
 def _job_keys():
@@ -954,28 +1119,34 @@ def _slices_with_spikes(recording, segment_index: np.ndarray, sample_index: np.n
     return [(int(uniq[f, 0]), int(starts[f]), int(ends[l])) for f, l in zip(first, last)]
 
 
-def _templates_init_func(recording, spikes, nbefore, nafter, num_segments, acc_dtype, chunk_size, owner_pid,
-                         shared_accumulator) -> dict:
+def _templates_init_func(recording, spikes, nbefore, nafter, num_segments, chunk_size, channel_table,
+                         accumulators) -> dict:
+    """Worker state; ``accumulators`` are the caller's arrays (in-process) or a ``_SharedAccumulators`` handle."""
     segment_bounds = np.searchsorted(spikes["segment_index"], np.arange(num_segments + 1), side="left")
-    in_caller = shared_accumulator is not None and os.getpid() == owner_pid
+    in_process = isinstance(accumulators, tuple) and all(isinstance(a, np.ndarray) for a in accumulators)
     return {
-        "accumulator": shared_accumulator if in_caller else None,
+        # a shared slot is claimed lazily, so a worker that gets no slice takes none
+        "accumulators": accumulators if in_process else None,
+        "shared_handle": None if in_process else accumulators,
         "recording": recording,
         "samples": np.ascontiguousarray(spikes["sample_index"]),
         "units": np.ascontiguousarray(spikes["unit_index"]),
         "segment_bounds": segment_bounds,
+        "segment_lengths": [recording.get_num_samples(i) for i in range(num_segments)],
         "nbefore": int(nbefore),
         "nafter": int(nafter),
-        "acc_dtype": acc_dtype,
         "chunk_size": int(chunk_size),
+        # padding slots (-1) read channel 0; the caller zeroes them at the end
+        "safe_table": None if channel_table is None else np.where(channel_table >= 0, channel_table, 0),
+        "square_dtype": _squares_dtype(recording.get_dtype())[0],
     }
 
 
-def _templates_chunk_func(segment_index, start_frame, end_frame, worker_dict):
-    """Per-unit sums of the windows of the spikes in ``[start_frame, end_frame)``: (units, sums, counts) or None.
+def _templates_chunk_func(segment_index, start_frame, end_frame, worker_dict) -> None:
+    """Add the windows of the spikes in ``[start_frame, end_frame)`` into the worker's accumulators.
 
     The slice is read one grid chunk at a time (with the window margins), so a worker never holds more
-    than one chunk of traces besides the sums.
+    than one chunk of traces besides its accumulators.
     """
     lo, hi = worker_dict["segment_bounds"][segment_index: segment_index + 2]
     seg_samples = worker_dict["samples"][lo:hi]
@@ -984,24 +1155,15 @@ def _templates_chunk_func(segment_index, start_frame, end_frame, worker_dict):
         return None
     samples = seg_samples[i0:i1]
     units = worker_dict["units"][lo:hi][i0:i1]
-    if worker_dict["accumulator"] is not None:
-        sums, counts = worker_dict["accumulator"]
-        local_unit, present = units, None
-        np.add.at(counts, units, 1)
-    else:
-        present, unit_counts = np.unique(units, return_counts=True)
-        local_unit = np.searchsorted(present, units)
-        nbefore, nafter = worker_dict["nbefore"], worker_dict["nafter"]
-        num_channels = worker_dict["recording"].get_num_channels()
-        sums = np.zeros((present.size, nbefore + nafter, num_channels), dtype=worker_dict["acc_dtype"])
+    if worker_dict["accumulators"] is None:
+        worker_dict["accumulators"] = _claim_slot(worker_dict["shared_handle"])
+    accumulators = worker_dict["accumulators"]
 
     chunk_id = samples // worker_dict["chunk_size"]
     bounds = np.flatnonzero(np.r_[True, chunk_id[1:] != chunk_id[:-1], True])
     for c0, c1 in zip(bounds[:-1], bounds[1:]):
-        _accumulate_windows(worker_dict, segment_index, samples[c0:c1], local_unit[c0:c1], sums)
-    if present is None:
-        return None
-    return present, sums, unit_counts.astype(np.int64)
+        _accumulate_windows(worker_dict, segment_index, samples[c0:c1], units[c0:c1], accumulators)
+    return None
 
 
 def _accumulator_dtype(dtype, unit_index: np.ndarray, num_units: int) -> np.dtype:
@@ -1019,21 +1181,55 @@ def _accumulator_dtype(dtype, unit_index: np.ndarray, num_units: int) -> np.dtyp
 
 
 def _accumulate_windows(worker_dict, segment_index: int, samples: np.ndarray, local_unit: np.ndarray,
-                        sums: np.ndarray) -> None:
-    """Add the windows of time-sorted ``samples`` (one chunk's spikes) into ``sums[local_unit]``.
+                        accumulators: tuple) -> None:
+    """Add the windows of time-sorted ``samples`` (one chunk's spikes) into ``accumulators[k][local_unit]``.
 
-    Each window is added straight from the traces (no gathered copy of the windows): a file-backed
-    recording only touches the windows' pages, and the memory traffic is one read of each window.
+    ``accumulators`` is ``(sums,)`` or ``(sums, sums_of_squares)``. All channels: each window is added
+    straight from the traces (no gathered copy; a file-backed recording only touches the windows' pages).
+    A channel table: the windows' unit channels are gathered in one ``take``, then added per spike.
     """
     nbefore, nafter = worker_dict["nbefore"], worker_dict["nafter"]
+    num_samples = nbefore + nafter
     # Read the spikes' span plus the window margins, so windows crossing the chunk border are exact.
-    read_start = int(samples[0]) - nbefore
-    read_end = int(samples[-1]) + nafter
+    wanted_start = int(samples[0]) - nbefore
+    wanted_end = int(samples[-1]) + nafter
+    length = worker_dict["segment_lengths"][segment_index]
+    read_start, read_end = max(wanted_start, 0), min(wanted_end, length)
     traces = worker_dict["recording"].get_traces(segment_index=segment_index, start_frame=read_start,
                                                  end_frame=read_end, return_scaled=False)
-    num_samples = nbefore + nafter
-    starts = (samples - read_start - nbefore).tolist()  # window start in traces
+    if read_start != wanted_start or read_end != wanted_end:  # samples outside the segment are zeros
+        padded = np.zeros((wanted_end - wanted_start, traces.shape[1]), dtype=traces.dtype)
+        padded[read_start - wanted_start: read_end - wanted_start] = traces
+        traces = padded
+    starts = samples - wanted_start - nbefore  # window start in traces
+    sums = accumulators[0]
+    squares = accumulators[1] if len(accumulators) > 1 else None
     add = np.add
-    for start, unit in zip(starts, local_unit.tolist()):
+    table = worker_dict["safe_table"]
+    if table is None:
+        square_dtype = worker_dict["square_dtype"]
+        for start, unit in zip(starts.tolist(), local_unit.tolist()):
+            window = traces[start: start + num_samples]
+            target = sums[unit]
+            add(target, window, out=target, casting="unsafe")
+            if squares is not None:
+                target = squares[unit]
+                add(target, np.square(window, dtype=square_dtype), out=target, casting="unsafe")
+        return
+    # Flat indices of each window's (sample, unit channel) values: one vectorised gather instead of a
+    # fancy index per spike; the per-spike adds then run on small contiguous blocks.
+    num_channels = traces.shape[1]
+    flat = np.ascontiguousarray(traces).reshape(-1)
+    index = ((starts * num_channels)[:, None, None]
+             + (np.arange(num_samples, dtype=np.intp) * num_channels)[None, :, None]
+             + table[local_unit][:, None, :])
+    windows = np.take(flat, index).astype(sums.dtype)
+    del flat, traces, index
+    if squares is not None:
+        squared = np.multiply(windows, windows, dtype=worker_dict["square_dtype"])
+    for i, unit in enumerate(local_unit.tolist()):
         target = sums[unit]
-        add(target, traces[start : start + num_samples], out=target, casting="unsafe")
+        add(target, windows[i], out=target)
+        if squares is not None:
+            target = squares[unit]
+            add(target, squared[i], out=target, casting="unsafe")

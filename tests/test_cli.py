@@ -190,3 +190,22 @@ def test_console_script(saved):
                             env={**os.environ, "SICORE_TRACEBACK": ""})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("sicore info: error: PATH: ")
+
+
+def test_parser_imports_nothing_heavy():
+    """Every workflow job starts a `sicore` process: building the parser (and --help) must not import numpy,
+    the analyzer, probeinterface or the sharding passes; the shard commands list the sharded passes."""
+    script = (
+        "import sys\n"
+        "from sicore.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'probeinterface', 'matplotlib', "
+        "'pandas', 'zarr', 'tqdm') or m.startswith(('sicore.sharding_', 'sicore.analyzer', 'sicore.io'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    from sicore import sharding
+    from sicore.sharding_analyzer import ANALYZER_PASSES
+
+    assert sharding._ANALYZER_PASS_NAMES == ANALYZER_PASSES
+    assert sharding.plan_shards is sicore.sharding_plan.plan_shards  # lazy re-exports

@@ -209,3 +209,21 @@ def test_raw_dense_analyzer_and_empty_unit(ground_truth, tmp_path):
     for name in PNG_NAMES:
         with Image.open(output / name) as image:
             assert min(image.size) >= 150
+
+
+def test_report_imports_neither_pandas_nor_pyplot(binary_folder, tmp_path):
+    """The report job's start-up: no pandas (a small table needs none) and no pyplot state machine; the
+    waveforms (the largest extension) are never loaded."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from sicore.report import make_report\n"
+        f"make_report({str(binary_folder)!r}, {str(tmp_path / 'report')!r}, 's')\n"
+        "print(sorted(m for m in ('pandas', 'matplotlib.pyplot') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert (tmp_path / "report" / "templates.png").is_file()

@@ -429,6 +429,56 @@ def test_gather_consuming_its_shards(source, tmp_path, monkeypatch, fmt):
     assert not list((tmp_path / "shards").iterdir())
 
 
+@pytest.mark.parametrize("can_rename", [True, False])
+def test_consuming_gather_renames_each_first_piece_into_place(source, tmp_path, monkeypatch, can_rename):
+    """remove_shards: a file's first piece is moved into place (copied where renames fail), the rest copied."""
+    import sicore.sharding_recording
+
+    source.save(folder=tmp_path / "unsharded", **JOB)
+    folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, **JOB)
+    plan = plan_shards(source, num_shards=3, **JOB)
+    # (inode of the piece at frame 0 of each segment) -> segment; the move keeps the inode
+    first = {(folders[s.index] / f"traces_seg{seg}.raw").stat().st_ino: seg
+             for s in plan for seg, start, _ in s.ranges if start == 0}
+    assert sorted(first.values()) == [0, 1]
+    if not can_rename:
+        def cross_device(*args, **kwargs):
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(sicore.sharding_recording, "_move", cross_device)
+    gather_save_recording(source, folders, tmp_path / "sharded", num_shards=3, remove_shards=True, n_jobs=2, **JOB)
+    assert_same_folders(tmp_path / "unsharded", tmp_path / "sharded")
+    inodes = {seg: (tmp_path / "sharded" / f"traces_cached_seg{seg}.raw").stat().st_ino for seg in range(2)}
+    assert (sorted(first) == sorted(inodes.values())) is can_rename
+    assert not list((tmp_path / "shards").iterdir())
+
+
+def test_shards_of_a_plain_binary_source_are_kernel_copies(tmp_path, monkeypatch):
+    """A plain binary source saved with its own dtype: each shard copies its byte range, as an unsharded save."""
+    import sicore.sharding_recording
+
+    rng = np.random.default_rng(3)
+    files, lengths = [tmp_path / "seg0.raw", tmp_path / "seg1.raw"], (2500, 1700)
+    traces = [rng.integers(-2000, 2000, size=(n, 5)).astype("int16") for n in lengths]
+    for file, data in zip(files, traces):
+        with open(file, "wb") as f:
+            f.write(b"H" * 10)  # a header: file_offset
+            f.write(data.tobytes())
+    source = si.read_binary(files, sampling_frequency=FS, dtype="int16", num_channels=5, file_offset=10)
+    source.save(folder=tmp_path / "unsharded", **JOB)
+
+    def no_chunks(*args, **kwargs):
+        raise AssertionError("a plain binary shard must not go chunk by chunk")
+
+    monkeypatch.setattr(sicore.sharding_recording, "_executor", no_chunks)
+    folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, **JOB)
+    gather_save_recording(source, folders, tmp_path / "sharded", num_shards=3, remove_shards=True, **JOB)
+    assert_same_folders(tmp_path / "unsharded", tmp_path / "sharded")
+    for segment, expected in enumerate(traces):  # the bytes themselves, read with numpy
+        got = np.fromfile(tmp_path / "sharded" / f"traces_cached_seg{segment}.raw", dtype="int16").reshape(-1, 5)
+        np.testing.assert_array_equal(got, expected)
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def test_cli_commands(source, sorting, tmp_path):
     parser = argparse.ArgumentParser(prog="sicore")

@@ -392,6 +392,53 @@ def test_estimate_float_recording_chunking(float_data):
             estimate_sparsity(sorting, recording, n_jobs=2, chunk_size=777, **kwargs)
 
 
+@pytest.mark.parametrize("job_kwargs", [
+    {"n_jobs": 1, "chunk_size": 30000},
+    {"n_jobs": 1, "chunk_size": 97},
+    {"n_jobs": 2, "chunk_size": 4001},
+])
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "int8"])
+def test_accumulated_windows_equal_cutout_sums(job_kwargs, dtype):
+    """Packed sums and sums of squares of the raw windows (zero outside the segment) equal numpy's, exactly."""
+    from sicore.sparsity import _accumulate_spike_windows
+
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    lengths = (9000, 7000)
+    # full-range values: the squares' int32 / int64 paths are exercised at their limits
+    traces_list = [rng.integers(info.min, int(info.max) + 1, size=(n, NUM_CHANNELS)).astype(dtype) for n in lengths]
+    recording = NumpyRecording(traces_list, sampling_frequency=FS)
+    samples = [np.sort(np.r_[0, 3, rng.choice(np.arange(5, n - 5), 300, replace=False), n - 1]) for n in lengths]
+    sorting = NumpySorting.from_times_labels(samples, [rng.integers(0, 3, s.size) for s in samples], FS)
+    spikes = sorting.to_spike_vector()
+    nbefore, nafter = 20, 40
+    table = np.array([[0, 1, 2, -1], [5, 7, 8, 11], [3, 4, -1, -1]])
+    sums, squares = _accumulate_spike_windows(recording, spikes, 3, nbefore, nafter, channel_table=table,
+                                              with_squares=True, zero_pad=True, **job_kwargs, **NO_PROGRESS)
+    dense_sums, dense_squares = _accumulate_spike_windows(recording, spikes, 3, nbefore, nafter, with_squares=True,
+                                                          zero_pad=True, **job_kwargs, **NO_PROGRESS)
+    expected = np.zeros((3, nbefore + nafter, NUM_CHANNELS), dtype=object)  # Python ints: no overflow
+    expected_sq = np.zeros_like(expected)
+    for s in spikes:
+        padded = np.zeros((nbefore + nafter, NUM_CHANNELS), dtype=np.int64)
+        start = int(s["sample_index"]) - nbefore
+        traces = traces_list[s["segment_index"]]
+        lo, hi = max(start, 0), min(start + nbefore + nafter, traces.shape[0])
+        padded[lo - start: hi - start] = traces[lo:hi]
+        expected[s["unit_index"]] += padded.astype(object)
+        expected_sq[s["unit_index"]] += padded.astype(object) ** 2
+    assert sums.dtype.kind == "i" and squares.dtype == np.int64
+    np.testing.assert_array_equal(dense_sums.astype(object), expected)
+    np.testing.assert_array_equal(dense_squares.astype(object), expected_sq)
+    for u in range(3):
+        channels = table[u][table[u] >= 0]
+        np.testing.assert_array_equal(sums[u][:, : channels.size].astype(object), expected[u][:, channels])
+        np.testing.assert_array_equal(squares[u][:, : channels.size].astype(object), expected_sq[u][:, channels])
+        assert not sums[u][:, channels.size:].any() and not squares[u][:, channels.size:].any()  # padding
+    with pytest.raises(ValueError, match="cross a segment border"):
+        _accumulate_spike_windows(recording, spikes, 3, nbefore, nafter, **NO_PROGRESS)
+
+
 def test_estimate_sparsity_masks_by_hand(int_data):
     recording, sorting, traces_list = int_data
     _, _, indices = _estimate_templates_for_sparsity(sorting, recording, **NO_PROGRESS)
@@ -548,3 +595,23 @@ print(json.dumps(out))
         ps, mode, method = key.split("-")
         ours = compute_sparsity(templates, method=method, peak_sign=ps, amplitude_mode=mode, **kwargs[method])
         np.testing.assert_array_equal(ours.mask, expected, err_msg=key)
+
+
+def test_estimate_shared_accumulators_cleaned_up(int_data, monkeypatch, tmp_path):
+    """n_jobs > 1 adds into per-worker shared accumulators that are removed afterwards (also on errors)."""
+    import sicore.sparsity as sparsity_module
+
+    recording, sorting = int_data[:2]
+    made = []
+    real_mkdtemp = sparsity_module.tempfile.mkdtemp
+
+    def mkdtemp(prefix="", dir=None):
+        made.append(real_mkdtemp(prefix=prefix, dir=str(tmp_path)))
+        return made[-1]
+
+    monkeypatch.setattr(sparsity_module.tempfile, "mkdtemp", mkdtemp)
+    reference, _, _ = _estimate_templates_for_sparsity(sorting, recording, n_jobs=1, **NO_PROGRESS)
+    assert made == []  # in-process: no shared memory
+    parallel, _, _ = _estimate_templates_for_sparsity(sorting, recording, n_jobs=3, chunk_size=3001, **NO_PROGRESS)
+    np.testing.assert_array_equal(parallel, reference)
+    assert len(made) == 1 and not (tmp_path / made[0]).exists()

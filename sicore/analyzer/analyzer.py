@@ -66,6 +66,8 @@ class SortingAnalyzer:
         self._curation_spike_map: np.ndarray | None = None
         # saved extensions made stale by an in-memory (save=False) recompute of a parent: never lazily loaded
         self._stale_on_disk: set[str] = set()
+        # extensions hidden with hide_extension (the loaded object, or None when it was only on disk)
+        self._hidden_extensions: dict[str, AnalyzerExtension | None] = {}
 
     # ------------------------------------------------------------------ repr
     def __repr__(self) -> str:
@@ -247,6 +249,69 @@ class SortingAnalyzer:
     def get_sorting_property(self, key: str, ids=None):
         return self.sorting.get_property(key, ids=ids)
 
+    # ------------------------------------------------------------ main channels
+    @property
+    def main_channel_indices(self) -> np.ndarray:
+        """Each unit's main channel index (SpikeInterface 0.105.3's ``main_channel_indices``).
+
+        From the sorting property "main_channel_id" when it is there; otherwise derived once (and kept as the
+        property, in memory only) from, in order: the "templates" extension (average, else median; extremum
+        with the analyzer's ``peak_sign`` / ``peak_mode``), the sparsity (the channel closest to the mean
+        location of the unit's channels), or one pass over the recording (``estimate_main_channel_from_recording``).
+        """
+        ids = self.sorting.get_property("main_channel_id")
+        if ids is not None:
+            return _ids_to_channel_indices(self.channel_ids, ids)
+        indices = self._derive_main_channel_indices()
+        self.sorting.set_property("main_channel_id", self.channel_ids[indices])
+        return indices
+
+    def get_main_channels(self, outputs: str = "index", with_dict: bool = False):
+        """The main channel of each unit.
+
+        Parameters
+        ----------
+        outputs : "index" | "id", default: "index"
+            Channel indices or channel ids.
+        with_dict : bool, default: False
+            Return ``{unit_id: channel}`` instead of an array.
+
+        Returns
+        -------
+        main_channels : np.ndarray or dict
+        """
+        if outputs not in ("index", "id"):
+            raise ValueError(f"outputs must be 'index' or 'id', got {outputs!r}")
+        indices = self.main_channel_indices
+        channels = indices if outputs == "index" else self.channel_ids[indices]
+        if with_dict:
+            return dict(zip(self.unit_ids, channels))
+        return channels
+
+    def _derive_main_channel_indices(self) -> np.ndarray:
+        from ..template_tools import _amplitudes_array, _extremum_channel_indices, estimate_main_channel_from_recording
+
+        templates = self.get_extension("templates")
+        if templates is not None:
+            for key in ("average", "median"):
+                if key in templates.data:
+                    amplitudes = _amplitudes_array(np.asarray(templates.data[key]), templates.nbefore,
+                                                   self.peak_sign, self.peak_mode)
+                    return _extremum_channel_indices(amplitudes, None)
+        if self.is_sparse():
+            locations = self.get_channel_locations()
+            main = np.zeros(self.get_num_units(), dtype=np.int64)
+            for unit_index, mask in enumerate(self.sparsity.mask):
+                center = locations[mask].mean(axis=0)
+                main[unit_index] = int(np.argmin(np.linalg.norm(locations - center, axis=1)))
+            return main
+        if self._any_recording():
+            return np.asarray(estimate_main_channel_from_recording(
+                self.recording, self.sorting, peak_sign=self.peak_sign, peak_mode=self.peak_mode,
+                num_spikes_for_main_channel=100, progress_bar=False), dtype=np.int64)
+        raise ValueError("main channels: this analyzer is dense, recordingless and has no templates; attach a "
+                         "recording (set_temporary_recording) or compute('templates') first")
+
     # ------------------------------------------------------------ extensions
     def get_computable_extensions(self) -> list[str]:
         """Names of every registered extension."""
@@ -265,11 +330,43 @@ class SortingAnalyzer:
         return {name: p.default for name, p in signature.parameters.items()
                 if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
+    def hide_extension(self, extension_name: str) -> None:
+        """Treat a computed extension as absent until ``unhide_extension`` (nothing is deleted, in memory or on disk).
+
+        For example, hiding "waveforms" makes ``compute("templates")`` estimate the templates from the
+        recording around the random spikes instead of averaging the waveforms, while the saved waveforms
+        (and the templates' saved parameters, which SpikeInterface reads) stay as they are. Computing or
+        deleting the extension unhides it.
+
+        Parameters
+        ----------
+        extension_name : str
+            A registered extension name (computed or not).
+        """
+        if extension_name not in get_available_analyzer_extensions():
+            raise ValueError(f"extension_name: unknown extension {extension_name!r}; "
+                             f"one of {get_available_analyzer_extensions()}")
+        if extension_name not in self._hidden_extensions:
+            self._hidden_extensions[extension_name] = self.extensions.pop(extension_name, None)
+
+    def unhide_extension(self, extension_name: str) -> None:
+        """Undo ``hide_extension`` (a no-op when the extension is not hidden)."""
+        if extension_name in self._hidden_extensions:
+            extension = self._hidden_extensions.pop(extension_name)
+            if extension is not None:
+                self.extensions.setdefault(extension_name, extension)
+
+    def get_hidden_extension_names(self) -> list[str]:
+        """Names of the extensions hidden with ``hide_extension``."""
+        return list(self._hidden_extensions)
+
     def has_extension(self, extension_name: str) -> bool:
-        """True when the extension is loaded, or saved complete and loadable."""
+        """True when the extension is loaded, or saved complete and loadable (and not hidden)."""
         if extension_name in self.extensions:
             return True
         if extension_name not in get_available_analyzer_extensions() or extension_name in self._stale_on_disk:
+            return False
+        if extension_name in self._hidden_extensions:
             return False
         if extension_name in self._storage.saved_extension_names():
             return self.load_extension(extension_name, missing_ok=True) is not None
@@ -280,6 +377,8 @@ class SortingAnalyzer:
         if extension_name in self.extensions:
             return self.extensions[extension_name]
         if extension_name not in get_available_analyzer_extensions() or extension_name in self._stale_on_disk:
+            return None
+        if extension_name in self._hidden_extensions:
             return None
         if extension_name in self._storage.saved_extension_names():
             return self.load_extension(extension_name, missing_ok=True)
@@ -323,6 +422,7 @@ class SortingAnalyzer:
 
     def _delete(self, extension_name: str, on_disk: bool) -> None:
         self.extensions.pop(extension_name, None)
+        self._hidden_extensions.pop(extension_name, None)
         if on_disk:
             self._storage.delete_extension(extension_name)
             self._stale_on_disk.discard(extension_name)
@@ -406,6 +506,7 @@ class SortingAnalyzer:
         on_disk = save and self.format != "memory"
         self._delete_children(extension_name, on_disk=on_disk)
         extension.run(verbose=verbose, **job_kwargs)
+        self._hidden_extensions.pop(extension_name, None)  # a fresh result is visible
         self.extensions[extension_name] = extension
         if on_disk:
             extension.save()
@@ -532,7 +633,8 @@ def _new_analyzer(root: AnalyzerRoot, sparsity, format: str, folder, overwrite: 
 def create_sorting_analyzer(sorting, recording, format: str = "memory", folder=None, sparse: bool = True,
                             sparsity=None, return_scaled: bool | None = None, overwrite: bool = False,
                             return_in_uV: bool | None = None, sparsity_kwargs: dict | None = None,
-                            job_kwargs: dict | None = None, **kwargs) -> SortingAnalyzer:
+                            job_kwargs: dict | None = None, main_channel_indices=None,
+                            **kwargs) -> SortingAnalyzer:
     """Pair a sorting with its recording in a new SortingAnalyzer.
 
     Parameters
@@ -557,6 +659,12 @@ def create_sorting_analyzer(sorting, recording, format: str = "memory", folder=N
         Options of ``estimate_sparsity`` (they may also be given directly as keywords).
     job_kwargs : dict or None, default: None
         Job kwargs (they may also be given directly as keywords).
+    main_channel_indices : array-like or None, default: None
+        Each unit's main channel index. None: the sorting property "main_channel_id" when there is one,
+        else the extremum channel (``peak_sign``, default "both") of the templates estimated for the
+        sparsity, else (dense analyzer, given sparsity) ``estimate_main_channel_from_recording`` (one pass
+        over 100 spikes per unit). As SpikeInterface 0.105.3, the analyzer's sorting keeps them as the
+        property "main_channel_id" (saved with the sorting, ``sorting/properties/main_channel_id``).
     **kwargs
         Sparsity options and job kwargs.
 
@@ -582,15 +690,47 @@ def create_sorting_analyzer(sorting, recording, format: str = "memory", folder=N
     if return_scaled and not recording.has_scaleable_traces():
         return_scaled = False  # as SpikeInterface: unscaled recordings are analysed in their own units
 
+    if main_channel_indices is not None:
+        main_channel_indices = np.asarray(main_channel_indices, dtype=np.int64)
+        if main_channel_indices.shape != (sorting.get_num_units(),):
+            raise ValueError(f"main_channel_indices must have one entry per unit ({sorting.get_num_units()}), "
+                             f"got shape {main_channel_indices.shape}")
+        if main_channel_indices.size and (main_channel_indices.min() < 0
+                                          or main_channel_indices.max() >= recording.get_num_channels()):
+            raise ValueError(f"main_channel_indices must be channel indices in [0, {recording.get_num_channels()})")
+    elif sorting.get_property("main_channel_id") is not None:
+        main_channel_indices = _ids_to_channel_indices(np.asarray(recording.channel_ids),
+                                                       sorting.get_property("main_channel_id"))
+
     if sparsity is not None:
         _check_sparsity(sparsity, sorting, recording)
     elif sparse:
-        from ..sparsity import estimate_sparsity
+        from ..sparsity import _estimate_sparsity_and_main
 
         specific.setdefault("peak_sign", "both")
-        sparsity = estimate_sparsity(sorting, recording, return_scaled=return_scaled, **specific, **job)
+        if main_channel_indices is not None:
+            if specific.get("method", "radius") != "radius":
+                raise ValueError("main channels are given (main_channel_indices or the sorting property "
+                                 "'main_channel_id'): the sparsity method must be 'radius'")
+            specific["main_channel_indices"] = main_channel_indices
+        sparsity, estimated_main = _estimate_sparsity_and_main(sorting, recording, return_scaled=return_scaled,
+                                                               **specific, **job)
+        if main_channel_indices is None:
+            main_channel_indices = estimated_main
     elif specific:
         raise ValueError(f"{sorted(specific)} are sparsity options, but sparse=False and no sparsity is given")
+    if main_channel_indices is None:
+        from ..template_tools import estimate_main_channel_from_recording
+
+        main_channel_indices = np.asarray(estimate_main_channel_from_recording(
+            recording, sorting, peak_sign="both", peak_mode="extremum", num_spikes_for_main_channel=100, **job),
+            dtype=np.int64)
+
+    # The analyzer's own copy of the sorting carries the main channels (the caller's sorting is untouched).
+    from ..numpy_objects import NumpySorting
+
+    sorting = NumpySorting.from_sorting(sorting, with_metadata=True)
+    sorting.set_property("main_channel_id", np.asarray(recording.channel_ids)[main_channel_indices])
 
     root = AnalyzerRoot(sorting, recording, get_rec_attributes(recording),
                         recording.get_probegroup() if recording.has_probe() else None,
@@ -668,3 +808,11 @@ def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "a
     if load_extensions:
         analyzer.load_all_saved_extension()
     return analyzer
+
+
+def _ids_to_channel_indices(channel_ids: np.ndarray, ids) -> np.ndarray:
+    lookup = {cid: i for i, cid in enumerate(channel_ids.tolist())}
+    try:
+        return np.array([lookup[cid] for cid in np.asarray(ids).tolist()], dtype=np.int64)
+    except KeyError as err:
+        raise ValueError(f"sorting property 'main_channel_id': {err.args[0]!r} is not a channel id") from None

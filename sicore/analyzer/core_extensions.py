@@ -290,15 +290,36 @@ class ComputeTemplates(AnalyzerExtension):
         sums, squares = self._accumulate_from_recording(spikes, job_kwargs)
         return self._templates_from_sums(sums, squares, spikes)
 
-    def _accumulate_from_recording(self, spikes: np.ndarray, job_kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Per-unit float64 sums and sums of squares ``(units, width, max_channels)`` of ``spikes``' waveforms.
+    def _sums_in_raw_counts(self) -> bool:
+        """True when the recording-pass sums are of the raw integer traces (scaled to µV only at the end).
 
-        One chunked pass; each unit's sums are accumulated one spike after the other in spike order (the order
-        of an unbuffered np.add.at), so the result does not depend on n_jobs or the chunk size. The sharded pass calls this on each shard's run of spikes.
+        Integer traces of at most 16 bits: their sums and sums of squares are exact in int64, so workers
+        accumulate them in place and nothing but the small sums leaves a worker. Other dtypes (floats) sum
+        float32 cut-outs in float64 in spike order instead.
         """
+        dtype = np.dtype(self._sorting_analyzer.get_dtype())
+        return dtype.kind in "iu" and dtype.itemsize <= 2
+
+    def _accumulate_from_recording(self, spikes: np.ndarray, job_kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Per-unit sums and sums of squares ``(units, width, max_channels)`` of ``spikes``' waveforms.
+
+        One chunked pass; the sums can be added across runs of spikes (the sharded pass calls this on each
+        shard's run and adds the results) before ``_templates_from_sums``. Integer recordings
+        (``_sums_in_raw_counts``): exact integer sums of the raw windows (zeros outside the segment), so any
+        n_jobs / chunk size gives the same sums. Otherwise: float64 sums of the float32 cut-outs, each unit's
+        spikes added one after the other in spike order (the order of an unbuffered np.add.at).
+        """
+        from ..sparsity import _accumulate_spike_windows
+
         analyzer = self._sorting_analyzer
         num_units, num_channels = analyzer.get_num_units(), analyzer.get_num_channels()
         table = unit_channel_table(analyzer.sparsity_mask, num_units, num_channels)
+        if self._sums_in_raw_counts():
+            dense = analyzer.sparsity_mask is None
+            _, job_kwargs = split_job_kwargs(job_kwargs)
+            return _accumulate_spike_windows(analyzer.recording, spikes, num_units, self.nbefore, self.nafter,
+                                             channel_table=None if dense else table, with_squares=True,
+                                             zero_pad=True, job_name="estimate_templates", **job_kwargs)
         width = self.nbefore + self.nafter
         sums = np.zeros((num_units, width, table.shape[1]), dtype=np.float64)
         squares = np.zeros_like(sums)
@@ -330,16 +351,82 @@ class ComputeTemplates(AnalyzerExtension):
         num_units, num_channels = analyzer.get_num_units(), analyzer.get_num_channels()
         table = unit_channel_table(analyzer.sparsity_mask, num_units, num_channels)
         counts = np.bincount(spikes["unit_index"], minlength=num_units).astype(np.float64)
-        data = {}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = sums / counts[:, None, None]
-            std = np.sqrt(np.maximum(squares / counts[:, None, None] - mean * mean, 0.0))
+        if self._sums_in_raw_counts():
+            mean, var = self._raw_moments(sums, squares, spikes, table)
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = sums / counts[:, None, None]
+                var = squares / counts[:, None, None] - mean * mean
+        std = np.sqrt(np.maximum(var, 0.0))
         mean[counts == 0] = 0.0
         std[counts == 0] = 0.0
+        data = {}
         for op in self.params["operators"]:
             packed = mean if op == "average" else std
             data[op] = _unpack_dense(packed, table, num_channels).astype(np.float32)
         return data
+
+    def _raw_moments(self, sums: np.ndarray, squares: np.ndarray, spikes: np.ndarray,
+                     table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (float64, µV when the analyzer is scaled) from exact raw-count sums.
+
+        A cut-out value is ``y = g * x + o`` inside the segment and 0 outside (g, o: the channel's float32
+        gain and offset, as ``get_traces(return_scaled=True)`` uses). With ``n`` spikes, ``m`` of them inside
+        at that sample, ``S = sum(x)`` and ``Q = sum(x**2)``::
+
+            n**2 * var(y) = g**2 * (n * Q - S**2) + (n - m) * (2 * g * o * S + o**2 * m)
+
+        ``n * Q - S**2`` is computed exactly in int64 (when it cannot overflow), so the variance has no
+        cancellation error; the scaled terms then differ from numpy's std of the float32 µV cut-outs only by
+        float rounding.
+        """
+        analyzer = self._sorting_analyzer
+        num_units = table.shape[0]
+        # the sharded gather hands float64 copies of the (exact integer) sums
+        sums = np.rint(sums).astype(np.int64) if np.asarray(sums).dtype.kind == "f" else np.asarray(sums, np.int64)
+        squares = (np.rint(squares).astype(np.int64) if np.asarray(squares).dtype.kind == "f"
+                   else np.asarray(squares, np.int64))
+        counts = np.bincount(spikes["unit_index"], minlength=num_units).astype(np.int64)
+        n = counts[:, None, None]
+        largest = float(np.max(np.abs(squares), initial=0))
+        if float(counts.max(initial=0)) * largest < 2.0**62:
+            spread = (n * squares - sums * sums).astype(np.float64)  # exact: n * Q - S**2 >= 0
+        else:
+            spread = n * squares.astype(np.float64) - sums.astype(np.float64) ** 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n2 = (n * n).astype(np.float64)
+            if not analyzer.return_scaled:
+                return sums / n, spread / n2
+            gains = analyzer.get_recording_property("gain_to_uV")
+            offsets = analyzer.get_recording_property("offset_to_uV")
+            if gains is None:
+                raise ValueError("return_scaled=True needs the gain_to_uV and offset_to_uV channel properties, "
+                                 "which are not set")
+            offsets = np.zeros(len(gains)) if offsets is None else offsets
+            safe = np.where(table >= 0, table, 0)
+            g = np.asarray(gains, dtype=np.float32).astype(np.float64)[safe][:, None, :]
+            o = np.asarray(offsets, dtype=np.float32).astype(np.float64)[safe][:, None, :]
+            m = self._inside_counts(spikes, num_units)[:, :, None].astype(np.float64)
+            sums_f = sums.astype(np.float64)
+            mean = (g * sums_f + o * m) / n
+            var = (g * g * spread + (n - m) * (2.0 * g * o * sums_f + o * o * m)) / n2
+        return mean, var
+
+    def _inside_counts(self, spikes: np.ndarray, num_units: int) -> np.ndarray:
+        """``(units, width)``: how many of each unit's spikes have window sample t inside their segment."""
+        analyzer = self._sorting_analyzer
+        nbefore, width = self.nbefore, self.nbefore + self.nafter
+        counts = np.bincount(spikes["unit_index"], minlength=num_units).astype(np.int64)
+        inside = np.repeat(counts[:, None], width, axis=1)
+        lengths = np.array([analyzer.get_num_samples(i) for i in range(analyzer.get_num_segments())], np.int64)
+        first = spikes["sample_index"].astype(np.int64) - nbefore
+        last = first + width
+        near = np.flatnonzero((first < 0) | (last > lengths[spikes["segment_index"]]))
+        for k in near.tolist():  # only the spikes whose window crosses a segment border
+            t = first[k] + np.arange(width)
+            outside = (t < 0) | (t >= lengths[spikes["segment_index"][k]])
+            inside[spikes["unit_index"][k]] -= outside
+        return inside
 
     # ------------------------------------------------------------ access
     def _get_data(self, operator: str = "average", percentile: float | None = None, outputs: str = "numpy"):

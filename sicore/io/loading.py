@@ -1,8 +1,9 @@
 """``load_extractor`` (alias ``load``): rebuild an object from a dict, a JSON/.npz file or a saved folder.
 
-Loading is safe: only classes in sicore's registry are instantiated (a file never makes sicore import
-a module it names), nothing is unpickled, and the paths stored in a saved folder's JSON files must
-stay inside that folder. A dict or a JSON file given explicitly may point anywhere: the user chose it.
+Loading is safe: only sicore classes are instantiated (from sicore's registry or its static class ->
+sicore module table: a file never makes sicore import a module it names), nothing is unpickled, and the
+paths stored in a saved folder's JSON files must stay inside that folder. A dict or a JSON file given
+explicitly may point anywhere: the user chose it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# get_registered_class finds classes of modules not imported yet through sicore.base's static table
+# (class name -> sicore module), so loading imports only the modules of the classes a file names.
 from ..base import BaseExtractor, get_registered_class
-# imported for their side effect: registering the loadable classes
-from . import binary_folder, event_folder, npz_sorting, numpy_folder, snippets_folder, zarr_recording  # noqa: F401
 from .safe_files import CorruptFolderError, path_inside, read_json
 
 # Files that identify a folder layout, tried in this order after si_folder.json / sicore_folder.json.

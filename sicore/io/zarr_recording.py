@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..job import ensure_n_jobs, fix_job_kwargs
 from ..recording import BaseRecording, BaseRecordingSegment
 from .atomic import atomic_folder, check_target_folder
 from .casting import cast_traces
@@ -187,6 +188,12 @@ def write_zarr_recording(
     -------
     ZarrRecordingExtractor
         The saved recording with its properties, annotations, probe and times.
+
+    Notes
+    -----
+    Chunks are encoded with the arrays' own codecs and written as the store's chunk files (the bytes zarr
+    writes). With ``n_jobs=1`` they are encoded on one thread per core (at most 4) while the next chunk
+    is read; with ``n_jobs > 1`` each worker process encodes on one thread.
     """
     import zarr
 
@@ -205,9 +212,19 @@ def write_zarr_recording(
     with atomic_folder(final, overwrite) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         create_zarr_trace_arrays(root, recording, dtype, chunk_size, layout)
-        init_args = (recording, str(tmp), dtype.str, has_times, chunk_size)
-        run_chunked(recording, _write_zarr_chunk, _init_zarr_worker, init_args, job_kwargs, "write_zarr",
-                    chunk_size=chunk_size, verbose=verbose)
+        n_jobs = ensure_n_jobs(None, fix_job_kwargs(dict(job_kwargs)).get("n_jobs", 1))
+        # in process (n_jobs=1): encode on all cores while the next chunk is read; worker processes
+        # (n_jobs > 1) encode on one thread each and wait for their chunk
+        pool = _EncodePool(_encode_threads(), window=_encode_threads()) if n_jobs == 1 else None
+        try:
+            init_args = (recording, str(tmp), dtype.str, has_times, chunk_size, pool)
+            run_chunked(recording, _write_zarr_chunk, _init_zarr_worker, init_args, job_kwargs, "write_zarr",
+                        chunk_size=chunk_size, verbose=verbose)
+            if pool is not None:
+                pool.finish()
+        finally:
+            if pool is not None:
+                pool.close()
         finish_zarr_store(root, recording, metadata)
     return ZarrRecordingExtractor(final)
 
@@ -277,19 +294,137 @@ def finish_zarr_store(root, recording, metadata) -> None:
     root.attrs.update(attrs)  # last: the root attributes are what marks a complete store
 
 
-# Worker side: each worker opens the store once; executor chunks match the zarr chunks in time, so
-# no two workers ever write the same zarr chunk.
-def _init_zarr_worker(recording, store_path, dtype, has_times, chunk_size):
+# Worker side. zarr 3 encodes a chunk through asyncio with Blosc on one thread and one chunk at a time,
+# which makes a save compression-bound; here each chunk is encoded with the array's own numcodecs
+# codecs (read from its metadata) and written as the store's chunk file directly, on background threads
+# (Blosc releases the GIL). Encoding always runs off the main thread, where numcodecs uses Blosc's
+# single-threaded context: its output does not depend on thread timing (Blosc's multi-threaded
+# compressor orders blocks as threads finish), so every save writes the same bytes as zarr itself.
+# Executor chunks match the zarr chunks in time, so no two workers ever write the same chunk file.
+_MAX_ENCODE_THREADS = 4
+
+
+class _ChunkFileWriter:
+    """Encodes whole chunks of one zarr format 2 array and writes them as its chunk files.
+
+    Parameters
+    ----------
+    array : zarr.Array
+        A format 2 array of a local store (its codecs, chunking, order, fill value and key separator are used).
+    store_path : Path
+        The store's folder.
+    """
+
+    def __init__(self, array, store_path: Path):
+        meta = array.metadata
+        if getattr(meta, "zarr_format", None) != 2:
+            raise ValueError(f"{array.path}: chunk files are written for zarr format 2 arrays only")
+        self.folder = Path(store_path) / array.path
+        self.shape = tuple(int(n) for n in meta.shape)
+        self.chunks = tuple(int(n) for n in meta.chunks)
+        self.dtype = np.dtype(array.dtype)
+        self.order = meta.order
+        self.filters = tuple(meta.filters or ())
+        self.compressor = meta.compressor
+        self.separator = meta.dimension_separator
+        self.fill_value = 0 if meta.fill_value is None else meta.fill_value
+
+    def write_rows(self, start_frame: int, data: np.ndarray) -> None:
+        """Write rows ``[start_frame, start_frame + len(data))``, which must be whole chunks along time
+        (the last chunk of the array may be short: it is padded with the fill value, as zarr does)."""
+        rows = self.chunks[0]
+        end_frame = start_frame + data.shape[0]
+        if start_frame % rows or (end_frame % rows and end_frame != self.shape[0]):
+            raise RuntimeError(f"{self.folder.name}: rows [{start_frame}, {end_frame}) are not whole chunks of "
+                               f"{rows} samples; parallel writes would collide")
+        for row in range(start_frame, end_frame, rows):
+            block_rows = data[row - start_frame: row - start_frame + rows]
+            if data.ndim == 1:
+                self._write_chunk(f"{row // rows}", block_rows)
+                continue
+            columns = self.chunks[1]
+            for column in range(0, self.shape[1], columns):
+                key = f"{row // rows}{self.separator}{column // columns}"
+                self._write_chunk(key, block_rows[:, column:column + columns])
+
+    def _write_chunk(self, key: str, block: np.ndarray) -> None:
+        from numcodecs.compat import ensure_contiguous_ndarray
+
+        if block.shape != self.chunks:  # an edge chunk: stored at the full chunk shape
+            full = np.full(self.chunks, self.fill_value, dtype=self.dtype, order=self.order)
+            full[tuple(slice(0, n) for n in block.shape)] = block
+            block = full
+        encoded = np.require(block, dtype=self.dtype, requirements=self.order)
+        for codec in self.filters:
+            encoded = codec.encode(encoded)
+        if self.compressor is not None:
+            encoded = self.compressor.encode(encoded)
+        path = self.folder / key
+        if self.separator == "/":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(ensure_contiguous_ndarray(encoded))
+
+
+class _EncodePool:
+    """Background threads that encode and write chunks, with at most ``window`` tasks in flight.
+
+    ``window=0`` waits for every task before ``submit`` returns (worker processes must not return
+    with a chunk still unwritten); a larger window lets the caller read the next chunk meanwhile.
+    """
+
+    def __init__(self, threads: int, window: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sicore-zarr-encode")
+        self._window = window
+        self._pending: list = []
+
+    def submit(self, func, *args) -> None:
+        """Run ``func(*args)`` on a pool thread; re-raises the error of an earlier task."""
+        self._pending.append(self._pool.submit(func, *args))
+        while len(self._pending) > self._window:
+            self._pending.pop(0).result()
+
+    def finish(self) -> None:
+        """Wait for every task; raises the first error."""
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def close(self) -> None:
+        """Stop: drop queued tasks, wait for running ones."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+
+def _encode_threads() -> int:
+    """Encoding threads of an in-process (n_jobs=1) save: one per core, at most ``_MAX_ENCODE_THREADS``.
+
+    Worker processes (n_jobs > 1) encode on one thread each, so that n_jobs processes use n_jobs cores.
+    """
+    from ..job import get_usable_cpu_count
+
+    return max(1, min(get_usable_cpu_count(), _MAX_ENCODE_THREADS))
+
+
+def _init_zarr_worker(recording, store_path, dtype, has_times, chunk_size, pool: _EncodePool | None = None):
+    """Worker state; ``pool`` (in-process saves only) is a pipelined ``_EncodePool`` that the caller drains,
+    None makes a synchronous one."""
     import zarr
 
     root = zarr.open_group(store_path, mode="r+", zarr_format=2)
     num_segments = recording.get_num_segments()
+    store = Path(store_path)
     return {
         "recording": recording,
         "dtype": np.dtype(dtype),
         "chunk_size": int(chunk_size),
-        "traces": [root[f"traces_seg{i}"] for i in range(num_segments)],
-        "times": [root[f"times_seg{i}"] if has_times[i] else None for i in range(num_segments)],
+        "traces": [_ChunkFileWriter(root[f"traces_seg{i}"], store) for i in range(num_segments)],
+        "times": [_ChunkFileWriter(root[f"times_seg{i}"], store) if has_times[i] else None
+                  for i in range(num_segments)],
+        "pool": _EncodePool(1, 0) if pool is None else pool,
     }
 
 
@@ -300,12 +435,11 @@ def _write_zarr_chunk(segment_index, start_frame, end_frame, ctx):
     recording = ctx["recording"]
     traces = recording.get_traces(segment_index=segment_index, start_frame=start_frame, end_frame=end_frame)
     where = f"segment {segment_index} frames [{start_frame}, {end_frame})"
-    ctx["traces"][segment_index][start_frame:end_frame, :] = cast_traces(traces, ctx["dtype"], where)
-    times_array = ctx["times"][segment_index]
-    if times_array is not None:
-        times_array[start_frame:end_frame] = recording.sample_index_to_time(
-            np.arange(start_frame, end_frame), segment_index=segment_index
-        )
+    ctx["pool"].submit(ctx["traces"][segment_index].write_rows, start_frame, cast_traces(traces, ctx["dtype"], where))
+    times_writer = ctx["times"][segment_index]
+    if times_writer is not None:
+        times = recording.sample_index_to_time(np.arange(start_frame, end_frame), segment_index=segment_index)
+        ctx["pool"].submit(times_writer.write_rows, start_frame, np.asarray(times, dtype="<f8"))
 
 
 # ------------------------------------------------------------------ helpers

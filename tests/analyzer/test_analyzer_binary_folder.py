@@ -218,3 +218,58 @@ def test_parallel_spawn_equals_serial(tmp_path, disk_analyzer):
     np.testing.assert_array_equal(ext.get_data(), serial)
     templates = disk_analyzer.compute("templates", n_jobs=1, **QUIET)
     assert templates.get_data().dtype == np.float64
+
+
+def test_hide_waveforms_computes_templates_from_recording(tmp_path, disk_analyzer):
+    """hide_extension("waveforms"): templates come from the recording; the waveforms and params.json stay."""
+    from analyzer_data import cutouts
+
+    recording, sorting, traces_list, gains, offsets = make_pair()
+    params_file = tmp_path / "an" / "extensions" / "templates" / "params.json"
+    params_before = json.loads(params_file.read_text())
+    analyzer = load_sorting_analyzer(tmp_path / "an")
+    analyzer.hide_extension("waveforms")
+    assert not analyzer.has_extension("waveforms") and analyzer.get_extension("waveforms") is None
+    assert analyzer.get_hidden_extension_names() == ["waveforms"]
+    templates = analyzer.compute("templates", **QUIET)
+    assert templates.run_info["run_completed"]
+    assert json.loads(params_file.read_text()) == params_before  # no extra key: SpikeInterface still loads it
+    assert (tmp_path / "an" / "extensions" / "waveforms" / "waveforms.npy").is_file()
+    # the average equals numpy means of cut-outs taken here, on each unit's sparse channels
+    spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+    windows = cutouts(traces_list, spikes, templates.nbefore, templates.nafter, gains, offsets)
+    average = templates.get_data(operator="average")
+    for unit_index in range(analyzer.get_num_units()):
+        channels = analyzer.sparsity.mask[unit_index]
+        expected = windows[spikes["unit_index"] == unit_index].astype(np.float64).mean(axis=0)[:, channels]
+        np.testing.assert_allclose(average[unit_index][:, channels], expected, rtol=1e-5, atol=1e-3)
+    analyzer.unhide_extension("waveforms")
+    assert analyzer.has_extension("waveforms")
+    with pytest.raises(ValueError, match="extension_name"):
+        analyzer.hide_extension("nope")
+
+
+def test_main_channels(tmp_path, disk_analyzer):
+    expected = np.array([0, 2, 5, 3])  # the channels the spikes were injected on
+    np.testing.assert_array_equal(disk_analyzer.get_main_channels(), expected)
+    ids = disk_analyzer.get_main_channels(outputs="id", with_dict=True)
+    assert ids == dict(zip(disk_analyzer.unit_ids, disk_analyzer.channel_ids[expected]))
+    # stored at create as SpikeInterface 0.105.3 does: sorting property saved with the sorting
+    saved = np.load(tmp_path / "an" / "sorting" / "properties" / "main_channel_id.npy")
+    np.testing.assert_array_equal(saved, disk_analyzer.channel_ids[expected])
+    analyzer = load_sorting_analyzer(tmp_path / "an")
+    analyzer.hide_extension("templates")
+    np.testing.assert_array_equal(analyzer.main_channel_indices, expected)
+    # a folder without the property (older sicore), without templates: from the sparsity (channel
+    # closest to the centre of the unit's channels)
+    (tmp_path / "an" / "sorting" / "properties" / "main_channel_id.npy").unlink()
+    analyzer = load_sorting_analyzer(tmp_path / "an")
+    analyzer.hide_extension("templates")
+    centres = [int(np.argmin(np.abs(np.flatnonzero(m).mean() - np.arange(m.size)))) for m in analyzer.sparsity.mask]
+    np.testing.assert_array_equal(analyzer.main_channel_indices, centres)
+    # the sorting property wins when present
+    sorting = disk_analyzer.sorting
+    sorting.set_property("main_channel_id", disk_analyzer.channel_ids[[1, 1, 1, 1]])
+    np.testing.assert_array_equal(disk_analyzer.get_main_channels(), [1, 1, 1, 1])
+    with pytest.raises(ValueError, match="outputs"):
+        disk_analyzer.get_main_channels(outputs="name")

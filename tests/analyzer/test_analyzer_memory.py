@@ -169,10 +169,53 @@ def test_templates_from_recording(pair, analyzer):
         for key in ("average", "std"):
             np.testing.assert_array_equal(other[key], results[0][key])
     expected = _expected_templates(analyzer, traces_list, gains, offsets, 10, 15)
-    np.testing.assert_allclose(results[0]["average"], expected["average"], rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(results[0]["std"], expected["std"], rtol=1e-4, atol=1e-2)
+    # Tolerance: the numpy reference averages float32 µV cut-outs, each rounded by up to 2**-24 of its size
+    # (the analyzer sums the raw integers exactly and scales once), and the result is float32: rtol 2e-7 and
+    # atol 2**-23 * the largest |cut-out value|, for the average and the std alike.
+    atol = 2.0**-23 * _largest_cutout(analyzer, traces_list, gains, offsets, 10, 15)
+    np.testing.assert_allclose(results[0]["average"], expected["average"], rtol=2e-7, atol=atol)
+    np.testing.assert_allclose(results[0]["std"], expected["std"], rtol=2e-7, atol=atol)
     with pytest.raises(ValueError, match="waveforms"):
         analyzer.compute("templates", operators=["median"])
+
+
+def _largest_cutout(analyzer, traces_list, gains, offsets, nbefore, nafter):
+    spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+    return float(np.abs(cutouts(traces_list, spikes, nbefore, nafter, gains, offsets)).max())
+
+
+@pytest.mark.parametrize("case", ["dense", "unscaled", "float32", "uint16"])
+def test_templates_from_recording_other_cases(pair, case):
+    """Dense analyzers, raw counts, float recordings (float64 sums of float32 cut-outs) and uint16 traces
+    (squares in int64): average / std against numpy cut-outs, identical for any n_jobs and chunk size."""
+    from sicore.numpy_objects import NumpyRecording
+
+    recording, sorting, traces_list, gains, offsets = pair
+    if case in ("float32", "uint16"):
+        shift = {"float32": 0, "uint16": 32768}[case]
+        traces_list = [(t.astype(np.int32) + shift).astype(case) for t in traces_list]
+        recording = NumpyRecording(traces_list, sampling_frequency=FS, channel_ids=recording.channel_ids)
+        recording.set_channel_gains(gains)
+        recording.set_channel_offsets(offsets)
+        recording.set_dummy_probe_from_locations(pair[0].get_channel_locations())
+    kwargs = {"sparse": False} if case == "dense" else {"radius_um": 30}
+    scaled = case != "unscaled"
+    analyzer = create_sorting_analyzer(sorting, recording, return_scaled=scaled, **kwargs, **QUIET)
+    analyzer.compute("random_spikes", max_spikes_per_unit=30, seed=4)
+    results = [analyzer.compute("templates", ms_before=0.8, ms_after=1.2, **job_kwargs, **QUIET).data
+               for job_kwargs in ({"n_jobs": 1}, {"n_jobs": 2, "chunk_size": 251})]
+    for key in ("average", "std"):
+        np.testing.assert_array_equal(results[1][key], results[0][key])
+    spikes = analyzer.get_extension("random_spikes").get_random_spikes()
+    cut = cutouts(traces_list, spikes, 8, 12, gains if scaled else None, offsets if scaled else None)
+    cut = cut.astype(np.float64)
+    atol = 2.0**-23 * float(np.abs(cut).max())  # float32 cut-outs / float32 results, as above
+    mask = np.ones((4, 6), dtype=bool) if analyzer.sparsity is None else analyzer.sparsity.mask
+    for u in range(4):
+        unit = cut[spikes["unit_index"] == u]
+        for key, expected in (("average", unit.mean(axis=0)), ("std", unit.std(axis=0))):
+            expected[:, ~mask[u]] = 0
+            np.testing.assert_allclose(results[0][key][u], expected, rtol=2e-7, atol=atol, err_msg=f"{key} unit {u}")
 
 
 def test_noise_levels_match_get_noise_levels(pair, analyzer):
@@ -238,3 +281,29 @@ def test_function_aliases(analyzer):
     assert compute_random_spikes(analyzer, load_if_exists=True) is first
     assert compute_random_spikes(analyzer, seed=2) is not first
     assert compute_templates(analyzer, **QUIET).get_data().shape == (4, 30, 6)
+
+
+def test_create_stores_main_channels(pair):
+    """As SpikeInterface 0.105.3, create keeps each unit's main channel as the sorting property "main_channel_id"
+    (from the sparsity pass, the sorting's own property, the argument, or one pass for dense analyzers)."""
+    recording, sorting, *_ = pair
+    injected = np.array([0, 2, 5, 3])  # the channels the spikes were injected on
+    for kwargs in ({"radius_um": 30}, {"sparse": False}, {"method": "best_channels", "num_channels": 2}):
+        analyzer = create_sorting_analyzer(sorting, recording, **kwargs, **QUIET)
+        np.testing.assert_array_equal(analyzer.sorting.get_property("main_channel_id"),
+                                      recording.channel_ids[injected])
+        np.testing.assert_array_equal(analyzer.main_channel_indices, injected)
+    assert sorting.get_property("main_channel_id") is None  # the caller's sorting is not modified
+    given = create_sorting_analyzer(sorting, recording, main_channel_indices=[1, 1, 4, 4], radius_um=30, **QUIET)
+    np.testing.assert_array_equal(given.main_channel_indices, [1, 1, 4, 4])
+    np.testing.assert_array_equal(given.sparsity.mask[:, [0, 2]], [[1, 1], [1, 1], [0, 0], [0, 0]])
+    from sicore.numpy_objects import NumpySorting
+
+    with_property = NumpySorting.from_sorting(sorting, with_metadata=True)
+    with_property.set_property("main_channel_id", recording.channel_ids[[5, 5, 0, 0]])
+    analyzer = create_sorting_analyzer(with_property, recording, radius_um=30, **QUIET)
+    np.testing.assert_array_equal(analyzer.main_channel_indices, [5, 5, 0, 0])
+    with pytest.raises(ValueError, match="radius"):
+        create_sorting_analyzer(with_property, recording, method="best_channels", num_channels=2, **QUIET)
+    with pytest.raises(ValueError, match="one entry per unit"):
+        create_sorting_analyzer(sorting, recording, main_channel_indices=[1, 2], **QUIET)

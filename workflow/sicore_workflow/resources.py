@@ -153,3 +153,29 @@ def runtime_min(session, operation: str, threads: int, attempt: int = 1) -> int:
         fraction = 0.0
     seconds = size.mb * fraction / (THROUGHPUT_MB_S * max(threads, 1))
     return int(max(MIN_RUNTIME_MIN, math.ceil(2 * seconds / 60)) * attempt)
+
+
+def shard_mem_mb(session, operation: str, num_shards: int, attempt: int = 1) -> int:
+    """Memory request of one single-threaded shard of ``operation`` (a pass) split in ``num_shards`` shards.
+
+    A shard holds a few chunks, and for waveforms only its share of the waveforms buffer; a templates shard
+    holds float64 sums and sums of squares (units x samples x channels, twice).
+    """
+    size = data_size(session)
+    chunks = 3 * size.chunk_mb
+    if operation == "waveforms":
+        extra = chunks + _waveforms_mb(session, size) / max(num_shards, 1)
+    elif operation == "templates":
+        templates = session.settings["templates"]
+        width = (templates["ms_before"] + templates["ms_after"]) * size.sampling_frequency / 1000
+        extra = chunks + 2 * (size.num_units or 100) * width * size.num_channels * 8 / 1e6
+    else:
+        extra = chunks
+    return int(math.ceil(BASE_MB + extra)) * attempt
+
+
+def shard_runtime_min(session, operation: str, num_shards: int, attempt: int = 1) -> int:
+    """Wall-time request of one single-threaded shard: its share of the traces (at least 5 minutes)."""
+    size = data_size(session)
+    seconds = size.mb * _READ_FRACTION[operation] / max(num_shards, 1) / THROUGHPUT_MB_S
+    return int(max(MIN_RUNTIME_MIN, math.ceil(2 * seconds / 60)) * attempt)

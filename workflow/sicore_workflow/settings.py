@@ -16,9 +16,11 @@ from sicore.sources import check_recording_source, check_sorting_source, source_
 
 # config sections a session may override (the `job` section is global)
 SECTIONS = ("save_recording", "sparsity", "analyzer", "random_spikes", "waveforms", "templates", "noise_levels",
-            "report")
+            "report", "sharding")
 EXTENSIONS = ("random_spikes", "waveforms", "templates", "noise_levels")
+SHARDED_PASSES = ("save_recording", "noise_levels", "templates", "waveforms")  # sicore.sharding_plan.PASSES
 RESULTS = "results"
+_DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
 
 
 class ConfigError(ValueError):
@@ -95,6 +97,19 @@ class Session:
     def extension_path(self, name: str) -> str:
         return self.path(self.analyzer_dir, "extensions", name)
 
+    def shard_root(self, pass_name: str) -> str:
+        """Folder of a pass's shard folders: ``shards/<output folder>/<pass>``, outside the outputs themselves.
+
+        The output folder's name is part of the path, so the shards of e.g. a zarr and a binary save never mix.
+        """
+        folder = self.recording_dir if pass_name == "save_recording" else self.analyzer_dir
+        return self.path("shards", folder, pass_name)
+
+    def shard_folders(self, pass_name: str) -> list[str]:
+        """The shard folders a gather reads, in shard order (``sicore.sharding_plan.shard_folder_name``)."""
+        count = self.num_shards(pass_name)
+        return [f"{self.shard_root(pass_name)}/shard-{i:03d}-of-{count:03d}" for i in range(count)]
+
     @property
     def report_path(self) -> str:
         return self.path("report")
@@ -154,6 +169,31 @@ class Session:
     @property
     def templates_parent(self) -> str:
         return self.settings["templates"]["source"]
+
+    # ------------------------------------------------------------- sharding
+    def num_shards(self, pass_name: str) -> int:
+        """Number of shard jobs of ``pass_name``; 1 means the pass runs unsharded (one job, as without sharding).
+
+        Only heavy passes over the traces are sharded: templates only when computed from the recording
+        (``templates.source: random_spikes``; from waveforms they read no traces), extensions only when
+        enabled. With ``shard_duration`` the count is ``sicore.count_shards`` of the source recording's
+        length, known when the DAG is built (the saved recording has the same samples).
+        """
+        sharding = self.settings["sharding"]
+        if pass_name not in sharding["passes"]:
+            return 1
+        if pass_name in EXTENSIONS and pass_name not in self.extensions:
+            return 1
+        if pass_name == "templates" and self.templates_parent != "random_spikes":
+            return 1
+        if sharding["shards"] is not None:
+            return int(sharding["shards"])
+        if sharding["shard_duration"] is not None:
+            return _count_shards(self.recording, duration_seconds(sharding["shard_duration"]))
+        return 1
+
+    def sharded(self, pass_name: str) -> bool:
+        return self.num_shards(pass_name) > 1
 
 
 # ------------------------------------------------------------------------------ operation params
@@ -231,16 +271,91 @@ def build_sessions(config: dict, raw_config: dict) -> dict[str, Session]:
     sessions : dict
         ``{name: Session}`` in config order.
     """
+    check_sharding(raw_config.get("sharding") or {}, "")
     sessions = {}
     for name, session in config["sessions"].items():
         where = f"sessions.{name}"
         recording = check_recording_source(session["recording"], f"{where}.recording")
         sorting = check_sorting_source(session.get("sorting"), f"{where}.sorting", recording_spec=recording)
         overrides = (raw_config.get("sessions", {}).get(name) or {}).get("overrides") or {}
-        settings = {section: deep_merge(config[section], overrides.get(section) or {}) for section in SECTIONS}
+        check_sharding(overrides.get("sharding") or {}, f"{where}.overrides.")
+        settings = {section: (merge_sharding if section == "sharding" else deep_merge)(
+            config[section], overrides.get(section) or {}) for section in SECTIONS}
         check_settings(settings, where)
         sessions[name] = Session(name, recording, sorting, settings)
+        if settings["sharding"]["shard_duration"] is not None:  # the shard counts need the source's length now
+            try:
+                for pass_name in SHARDED_PASSES:
+                    sessions[name].num_shards(pass_name)
+            except (ValueError, OSError) as err:
+                raise ConfigError(f"{where}: sharding.shard_duration: cannot read the length of {where}.recording "
+                                  f"({err})") from None
     return sessions
+
+
+def duration_seconds(value) -> float:
+    """Seconds of a config duration: seconds, or a string such as ``"500ms"``, ``"30s"``, ``"10min"``, ``"1h"``."""
+    if isinstance(value, str):
+        text = value.strip()
+        for unit in ("ms", "min", "h", "s"):  # "ms" and "min" before "s"
+            if text.endswith(unit):
+                return float(text[: -len(unit)]) * _DURATION_UNITS[unit]
+        raise ValueError(f"not a duration: {value!r}")
+    return float(value)
+
+
+class _Timeline:
+    """Segment lengths and sampling rate: all ``sicore.count_shards`` reads of a recording."""
+
+    def __init__(self, num_samples: list[int], sampling_frequency: float):
+        self.num_samples, self.sampling_frequency = num_samples, sampling_frequency
+
+    def get_num_segments(self) -> int:
+        return len(self.num_samples)
+
+    def get_num_samples(self, segment_index: int) -> int:
+        return self.num_samples[segment_index]
+
+
+_timelines: dict[str, _Timeline] = {}
+
+
+def _timeline(recording: dict) -> _Timeline:
+    """The source recording's segment lengths (cached: a neo reader parses headers only once per DAG build)."""
+    key = canonical_json(recording)
+    if key not in _timelines:
+        if recording["type"] == "generated":  # as generate_ground_truth_recording sizes its segments
+            fs = float(recording["sampling_frequency"])
+            _timelines[key] = _Timeline([int(d * fs) for d in recording["durations"]], fs)
+        else:
+            from sicore.sources import load_recording
+
+            source = load_recording(recording)
+            _timelines[key] = _Timeline([int(source.get_num_samples(i)) for i in range(source.get_num_segments())],
+                                        float(source.sampling_frequency))
+    return _timelines[key]
+
+
+def _count_shards(recording: dict, seconds: float) -> int:
+    from sicore.sharding_plan import count_shards
+
+    return count_shards(_timeline(recording), seconds)
+
+
+def merge_sharding(base: dict, override: dict) -> dict:
+    """``base`` with a session's ``sharding`` override: giving one of shards / shard_duration replaces the other."""
+    merged = deep_merge(base, override)
+    for key, other in (("shards", "shard_duration"), ("shard_duration", "shards")):
+        if override.get(key) is not None and other not in override:
+            merged[other] = None
+    return merged
+
+
+def check_sharding(sharding: dict, where: str) -> None:
+    """At most one of ``shards`` and ``shard_duration`` in one mapping (the config or a session's overrides)."""
+    if sharding.get("shards") is not None and sharding.get("shard_duration") is not None:
+        raise ConfigError(f"{where}sharding: give either sharding.shards ({sharding['shards']!r}) or "
+                          f"sharding.shard_duration ({sharding['shard_duration']!r}), not both")
 
 
 def check_settings(settings: dict, where: str) -> None:
@@ -257,6 +372,15 @@ def check_settings(settings: dict, where: str) -> None:
     sparsity = settings["sparsity"]
     if sparsity["enabled"] and sparsity["method"] == "by_property" and not sparsity.get("by_property"):
         raise ConfigError(f"{where}: sparsity.by_property is required with sparsity.method: by_property")
+    sharding = settings["sharding"]
+    check_sharding(sharding, f"{where}: ")
+    sharded = sharding["shards"] not in (None, 1) or sharding["shard_duration"] is not None
+    if sharded and "noise_levels" in sharding["passes"] and settings["noise_levels"]["seed"] is None \
+            and settings["noise_levels"].get("enabled", True):
+        # every shard must draw the same random chunks, and the unsharded pass must draw them too
+        raise ConfigError(f"{where}: noise_levels.seed is null, but sharding.passes includes noise_levels: "
+                          "a sharded noise_levels pass needs a seed (e.g. noise_levels.seed: 0), or remove "
+                          "noise_levels from sharding.passes")
 
 
 def job_options(job: dict) -> str:

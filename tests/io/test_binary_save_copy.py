@@ -1,0 +1,153 @@
+"""Binary save of a plain binary source by kernel copy: when it applies, byte equality, and its failures."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import sicore.io.binary_folder as binary_folder
+from sicore.io import BinaryFolderRecording, load_extractor, save_recording
+from sicore.io.binary import read_binary
+
+JOB = dict(chunk_size=700, progress_bar=False)
+HEADER = 123  # bytes of a header before the samples (file_offset)
+
+
+@pytest.fixture
+def raw_source(tmp_path):
+    """A 2-segment int16 raw source (5 channels) with a header, and its traces."""
+    rng = np.random.default_rng(3)
+    traces = [rng.integers(-2000, 2000, size=(n, 5)).astype("<i2") for n in (3001, 1200)]
+    paths = []
+    for i, t in enumerate(traces):
+        path = tmp_path / f"src{i}.raw"
+        path.write_bytes(bytes(range(HEADER)) + t.tobytes())
+        paths.append(path)
+    rec = read_binary(paths, sampling_frequency=10000.0, dtype="int16", num_channels=5, file_offset=HEADER,
+                      channel_ids=["a", "b", "c", "d", "e"], gain_to_uV=0.5, offset_to_uV=1.0, t_starts=[2.0, 9.0])
+    return rec, traces
+
+
+@pytest.fixture
+def copy_calls(monkeypatch):
+    """Records every ``copy_range`` call of the binary writer (the kernel copy path)."""
+    calls = []
+    original = binary_folder.copy_range
+
+    def spy(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(binary_folder, "copy_range", spy)
+    return calls
+
+
+def _raw(folder, i, num_channels):
+    return np.fromfile(folder / f"traces_cached_seg{i}.raw", dtype="<i2").reshape(-1, num_channels)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_plain_binary_is_copied_byte_for_byte(tmp_path, raw_source, copy_calls, monkeypatch, n_jobs):
+    rec, traces = raw_source
+    monkeypatch.setattr(binary_folder, "_MIN_PIECE", 4096)  # several pieces per file, split across threads
+    saved = save_recording(rec, folder=tmp_path / "out", n_jobs=n_jobs, **JOB)
+    assert copy_calls, "the kernel copy path was not taken"
+    for i, t in enumerate(traces):
+        assert (tmp_path / "out" / f"traces_cached_seg{i}.raw").read_bytes() == t.tobytes()
+        np.testing.assert_array_equal(saved.get_traces(segment_index=i), t)
+        assert saved.get_start_time(i) == rec.get_start_time(i)
+    info = json.loads((tmp_path / "out" / "sicore_info.json").read_text())
+    assert info["num_samples"] == [3001, 1200]
+    binary = json.loads((tmp_path / "out" / "binary.json").read_text())["kwargs"]
+    assert binary["file_offset"] == 0 and binary["channel_ids"] == ["a", "b", "c", "d", "e"]
+    np.testing.assert_array_equal(saved.get_channel_gains(), rec.get_channel_gains())
+    assert not list(tmp_path.glob(".out*"))  # no temporary folder left
+
+
+def test_binary_folder_source_is_copied_with_its_times(tmp_path, raw_source, copy_calls):
+    rec, traces = raw_source
+    times = 2.0 + np.arange(traces[1].shape[0]) / 10000.0
+    times[600:] += 1.0
+    rec.set_times(times, segment_index=1)
+    first = save_recording(rec, folder=tmp_path / "first", **JOB)
+    assert isinstance(first, BinaryFolderRecording) and len(copy_calls) > 0
+    copy_calls.clear()
+    second = save_recording(load_extractor(tmp_path / "first"), folder=tmp_path / "second", n_jobs=2, **JOB)
+    assert copy_calls
+    for folder in ("first", "second"):
+        for i, t in enumerate(traces):
+            np.testing.assert_array_equal(_raw(tmp_path / folder, i, 5), t)
+        np.testing.assert_array_equal(np.fromfile(tmp_path / folder / "times_cached_seg1.raw"), times)
+    np.testing.assert_array_equal(second.get_times(1), times)
+    assert not second.has_time_vector(0) and second.get_start_time(0) == 2.0
+
+
+@pytest.mark.parametrize("view", ["frame_slice", "channel_slice", "reordered", "dtype", "time_axis", "subclass"])
+def test_other_sources_take_the_chunked_path(tmp_path, raw_source, copy_calls, view):
+    rec, traces = raw_source
+    kwargs, expected = {}, [t for t in traces]
+    if view == "frame_slice":
+        one = read_binary(tmp_path / "src0.raw", sampling_frequency=10000.0, dtype="int16", num_channels=5,
+                          file_offset=HEADER)
+        rec, expected = one.frame_slice(100, 2100), [traces[0][100:2100]]
+    elif view == "channel_slice":
+        rec, expected = rec.channel_slice(["b", "d"]), [t[:, [1, 3]] for t in traces]
+    elif view == "reordered":
+        rec, expected = rec.channel_slice(["e", "d", "c", "b", "a"]), [t[:, ::-1] for t in traces]
+    elif view == "dtype":
+        kwargs, expected = {"dtype": "int32"}, [t.astype("int32") for t in traces]
+    elif view == "time_axis":
+        path = tmp_path / "channel_major.raw"
+        traces[0].T.copy().tofile(path)
+        rec, expected = read_binary(path, sampling_frequency=10000.0, dtype="int16", num_channels=5,
+                                    time_axis=1), [traces[0]]
+    else:
+        class Doubled(type(rec)):
+            """A subclass may change the traces: never copied."""
+
+        rec.__class__ = Doubled
+    saved = save_recording(rec, folder=tmp_path / "out", **kwargs, **JOB)
+    assert not copy_calls
+    for i, t in enumerate(expected):
+        np.testing.assert_array_equal(saved.get_traces(segment_index=i), t)
+        raw = np.fromfile(tmp_path / "out" / f"traces_cached_seg{i}.raw", dtype=t.dtype).reshape(t.shape)
+        np.testing.assert_array_equal(raw, t)
+
+
+def test_truncated_source_is_a_clear_error(tmp_path, raw_source):
+    rec, _ = raw_source
+    source = tmp_path / "src1.raw"
+    os.truncate(source, source.stat().st_size - 5 * 2 * 10)  # 10 frames lost after the recording was opened
+    with pytest.raises(ValueError, match=r"src1\.raw.*truncated"):
+        save_recording(rec, folder=tmp_path / "out", **JOB)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_source_shrinking_during_the_copy_is_named(tmp_path, raw_source, monkeypatch):
+    rec, _ = raw_source
+    original = binary_folder.copy_range
+
+    def shrink_then_copy(source_fd, target_fd, length, source_offset, target_offset):
+        os.truncate(tmp_path / "src0.raw", HEADER + 10)
+        return original(source_fd, target_fd, length, source_offset, target_offset)
+
+    monkeypatch.setattr(binary_folder, "copy_range", shrink_then_copy)
+    with pytest.raises(ValueError, match=r"src0\.raw.*short file"):
+        save_recording(rec, folder=tmp_path / "out", **JOB)
+    assert not (tmp_path / "out").exists()
+
+
+def test_copy_with_progress_bar_and_verbose(tmp_path, raw_source, capsys):
+    rec, traces = raw_source
+    save_recording(rec, folder=tmp_path / "out", chunk_size=700, progress_bar=True, verbose=True)
+    assert "kernel copy" in capsys.readouterr().out
+    np.testing.assert_array_equal(_raw(tmp_path / "out", 0, 5), traces[0])
+
+
+def test_invalid_job_kwargs_still_fail(tmp_path, raw_source):
+    rec, _ = raw_source
+    with pytest.raises(ValueError, match="n_jobs"):
+        save_recording(rec, folder=tmp_path / "out", n_jobs=0, progress_bar=False)
+    with pytest.raises(ValueError):
+        save_recording(rec, folder=tmp_path / "out", chunk_duration="abc", progress_bar=False)
