@@ -2,8 +2,10 @@
 
 binary
     Shard ``k`` writes ``traces_seg{i}.raw`` (and ``times_seg{i}.raw``) holding only its frames of each
-    segment it touches, in its own shard folder (a kernel copy of its byte range when the source is a plain
-    binary file in the output's dtype, as an unsharded save does). The gather creates the final folder (as
+    segment it touches, in its own shard folder. When the source is a plain binary file already in the
+    output's layout, the save is a byte copy with nothing to compute: the shards only check the source and
+    the gather copies it once in the kernel (copying pieces and then the pieces again would move every byte
+    twice). Otherwise the gather creates the final folder (as
     a temporary sibling renamed into place), concatenates the pieces of each segment in shard order with
     ``copy_file_range`` (in-kernel copy; a reflink on file systems that have them; with ``remove_shards``
     each file's first piece is renamed into place instead of copied), and writes the
@@ -85,6 +87,9 @@ def _save_params(recording, format: str, dtype, zarr_options: dict) -> tuple[dic
     dtype = np.dtype(recording.get_dtype() if dtype is None else dtype)
     params = {"format": format, "dtype": dtype.str}
     layout = None
+    if format == "binary" and _deferred_copy_sources(recording, dtype) is not None:
+        # shards and gather must agree that the shards write nothing (see _deferred_copy_sources)
+        params["deferred_copy"] = True
     if format == "zarr":
         from .io.zarr_recording import zarr_array_layout
 
@@ -95,6 +100,21 @@ def _save_params(recording, format: str, dtype, zarr_options: dict) -> tuple[dic
                                                            "times_compressor", "times_filters")},
         }
     return params, layout
+
+
+def _deferred_copy_sources(recording, dtype: np.dtype):
+    """The source byte ranges when a binary save is a plain byte copy of the source's files, else None.
+
+    Such a save has nothing to compute: copying pieces in the shards and then again in the gather would
+    move every byte twice (and a byte copy is disk-bound, so splitting it across nodes gains nothing). The
+    shards then only check the source and write their marker, and the gather copies the source's bytes
+    once, in the kernel, as an unsharded save does.
+    """
+    if any(recording.has_time_vector(i) for i in range(recording.get_num_segments())):
+        return None
+    from .io.binary_folder import raw_copy_sources
+
+    return raw_copy_sources(recording, dtype)
 
 
 def _codec_config(codec):
@@ -173,7 +193,9 @@ def shard_save_recording(recording, shard_folder, shard_index: int, num_shards: 
     target_dtype = np.dtype(params["dtype"])
     slices = shard.chunk_slices(chunk_size)
     with shard_output(shard_folder, marker) as tmp:
-        if format == "binary":
+        if params.get("deferred_copy"):
+            _check_sources(_deferred_copy_sources(recording, target_dtype), shard, recording)
+        elif format == "binary":
             _write_binary_pieces(recording, shard, tmp, target_dtype, slices, job_kwargs, chunk_size)
         else:
             _write_zarr_shard(recording, tmp, target_dtype, slices, job_kwargs, chunk_size, layout)
@@ -331,8 +353,11 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
 
                 from .job import fix_job_kwargs
 
-                _concatenate_binary(recording, plan, shards, tmp, target_dtype, remove_pieces=remove_shards,
-                                    n_jobs=fix_job_kwargs(job_kwargs)["n_jobs"])
+                if params.get("deferred_copy"):
+                    _copy_source(recording, tmp, target_dtype, job_kwargs)
+                else:
+                    _concatenate_binary(recording, plan, shards, tmp, target_dtype, remove_pieces=remove_shards,
+                                        n_jobs=fix_job_kwargs(job_kwargs)["n_jobs"])
                 write_binary_folder_metadata(tmp, recording, target_dtype, metadata)
             else:
                 _assemble_zarr(recording, plan, shards, tmp, target_dtype, chunk_size, layout, metadata)
@@ -344,6 +369,30 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
     from .io.zarr_recording import ZarrRecordingExtractor
 
     return ZarrRecordingExtractor(final)
+
+
+def _check_sources(sources, shard, recording) -> None:
+    """A deferred-copy shard: check that the source files hold the shard's bytes (a short file fails here)."""
+    num_channels = recording.get_num_channels()
+    for segment_index, start, end in shard.ranges:
+        path, offset, size = sources[segment_index]
+        actual = os.path.getsize(path)
+        if actual < offset + size:
+            raise ValueError(f"{path}: {actual} bytes, expected at least {offset + size} "
+                             f"({recording.get_num_samples(segment_index)} frames of {num_channels} channels)")
+
+
+def _copy_source(recording, folder: Path, dtype: np.dtype, job_kwargs: dict) -> None:
+    """The gather of a deferred-copy save: each segment's source bytes copied once into its raw file."""
+    from .io.binary_folder import _preallocate, binary_file_names, copy_raw_files
+
+    sources = _deferred_copy_sources(recording, dtype)
+    raw_names, _ = binary_file_names(recording)
+    targets = [str(folder / name) for name in raw_names]
+    for (_, _, size), target in zip(sources, targets):
+        _preallocate(Path(target), size)
+    options = {key: value for key, value in job_kwargs.items() if key in ("n_jobs", "progress_bar")}
+    copy_raw_files(sources, targets, options, "gather_copy_binary")
 
 
 def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, remove_pieces: bool = False,

@@ -453,8 +453,9 @@ def test_consuming_gather_renames_each_first_piece_into_place(source, tmp_path, 
     assert not list((tmp_path / "shards").iterdir())
 
 
-def test_shards_of_a_plain_binary_source_are_kernel_copies(tmp_path, monkeypatch):
-    """A plain binary source saved with its own dtype: each shard copies its byte range, as an unsharded save."""
+def test_shards_of_a_plain_binary_source_defer_the_copy(tmp_path, monkeypatch):
+    """A plain binary source saved with its own dtype: the shards write only their marker (nothing to compute)
+    and the gather copies the source's bytes once in the kernel; the folder equals an unsharded save."""
     import sicore.sharding_recording
 
     rng = np.random.default_rng(3)
@@ -472,11 +473,25 @@ def test_shards_of_a_plain_binary_source_are_kernel_copies(tmp_path, monkeypatch
 
     monkeypatch.setattr(sicore.sharding_recording, "_executor", no_chunks)
     folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, **JOB)
+    for folder in folders:  # no piece files: only the marker
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["shard.json"]
     gather_save_recording(source, folders, tmp_path / "sharded", num_shards=3, remove_shards=True, **JOB)
     assert_same_folders(tmp_path / "unsharded", tmp_path / "sharded")
     for segment, expected in enumerate(traces):  # the bytes themselves, read with numpy
         got = np.fromfile(tmp_path / "sharded" / f"traces_cached_seg{segment}.raw", dtype="int16").reshape(-1, 5)
         np.testing.assert_array_equal(got, expected)
+
+    # shards of a plain source and of a cast one are not interchangeable: the gather names the mismatch
+    monkeypatch.undo()  # the cast shards go chunk by chunk
+    cast_folders = run_shards("save_recording", 3, tmp_path / "cast_shards", recording=source, dtype="int32", **JOB)
+    with pytest.raises(ShardError, match="another plan or other inputs"):
+        gather_save_recording(source, cast_folders, tmp_path / "mixed", num_shards=3, **JOB)
+
+    # a source truncated after it was opened fails the shard that needs the missing bytes, naming the file
+    with open(files[1], "r+b") as f:
+        f.truncate(10 + 1000 * 5 * 2)
+    with pytest.raises(ValueError, match="seg1.raw"):
+        run_shards("save_recording", 3, tmp_path / "short_shards", recording=source, **JOB)
 
 
 # ------------------------------------------------------------------------------------------ CLI
