@@ -274,6 +274,7 @@ def raw_copy_sources(recording, dtype: np.dtype) -> list[tuple[str, int, int]] |
     time-major with samples of ``dtype`` (same byte order) and all their channels in order. Anything else
     returns None and is written chunk by chunk.
     """
+    recording = _without_identity_channel_slice(recording)
     if type(recording) not in (BinaryRecordingExtractor, BinaryFolderRecording):
         return None
     if np.dtype(recording.get_dtype()) != dtype:
@@ -287,6 +288,21 @@ def raw_copy_sources(recording, dtype: np.dtype) -> list[tuple[str, int, int]] |
         frame_bytes = num_channels * dtype.itemsize
         sources.append((str(segment.file_path), int(segment.file_offset), segment.get_num_samples() * frame_bytes))
     return sources
+
+
+def _without_identity_channel_slice(recording):
+    """The parent of a channel slice that keeps every channel in order (what attaching a probe whose
+    contacts are wired to channels 0..n-1 in order makes), else ``recording`` itself: its traces are the
+    parent's, byte for byte."""
+    from ..recording import ChannelSliceRecording
+
+    while type(recording) is ChannelSliceRecording:
+        parent = recording._parent
+        indices = np.asarray(recording._parent_channel_indices)
+        if indices.size != parent.get_num_channels() or not np.array_equal(indices, np.arange(indices.size)):
+            break
+        recording = parent
+    return recording
 
 
 def copy_raw_files(sources: list[tuple[str, int, int]], targets: list[str], job_kwargs: dict, job_name: str,

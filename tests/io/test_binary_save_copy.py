@@ -151,3 +151,34 @@ def test_invalid_job_kwargs_still_fail(tmp_path, raw_source):
         save_recording(rec, folder=tmp_path / "out", n_jobs=0, progress_bar=False)
     with pytest.raises(ValueError):
         save_recording(rec, folder=tmp_path / "out", chunk_duration="abc", progress_bar=False)
+
+
+def _linear_probe(num_channels: int, device_channel_indices):
+    from probeinterface import generate_linear_probe
+
+    probe = generate_linear_probe(num_elec=num_channels, ypitch=20)
+    probe.set_device_channel_indices(device_channel_indices)
+    return probe
+
+
+def test_probe_in_channel_order_keeps_the_kernel_copy(tmp_path, raw_source, copy_calls):
+    """Attaching a probe wired to channels 0..n-1 in order (a channel slice keeping every channel) is still a
+    byte copy; the saved folder carries the probe."""
+    rec, traces = raw_source
+    with_probe = rec.set_probe(_linear_probe(5, np.arange(5)))
+    saved = save_recording(with_probe, folder=tmp_path / "out", **JOB)
+    assert copy_calls, "the kernel copy path was not taken"
+    for i, t in enumerate(traces):
+        np.testing.assert_array_equal(_raw(tmp_path / "out", i, 5), t)
+    np.testing.assert_array_equal(saved.get_channel_locations(), with_probe.get_channel_locations())
+
+
+def test_probe_dropping_a_channel_goes_chunk_by_chunk(tmp_path, raw_source, copy_calls):
+    """A probe with an unwired contact drops its channel: not a byte copy; the saved traces hold the others."""
+    rec, traces = raw_source
+    with_probe = rec.set_probe(_linear_probe(5, [3, 0, -1, 1, 4]))  # channel 2 is wired to no contact
+    assert list(with_probe.channel_ids) == ["a", "b", "d", "e"]
+    save_recording(with_probe, folder=tmp_path / "out", **JOB)
+    assert not copy_calls
+    for i, t in enumerate(traces):
+        np.testing.assert_array_equal(_raw(tmp_path / "out", i, 4), t[:, [0, 1, 3, 4]])
