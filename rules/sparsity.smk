@@ -3,11 +3,13 @@
 
 rule estimate_sparsity:
     input:
-        recording=lambda wildcards: S(wildcards).recording_path,
+        # the source itself when the save keeps its dtype (same traces): runs beside save_recording
+        recording=lambda wildcards: S(wildcards).sparsity_recording_inputs(),
         sorting="results/{session}/sorting",
     output:
         "results/{session}/sparsity.json",
     params:
+        recording=lambda wildcards: S(wildcards).sparsity_recording_argument(),
         options=params_of("estimate_sparsity"),
         sicore=SICORE_VERSION,
     threads: 2
@@ -21,5 +23,5 @@ rule estimate_sparsity:
     message:
         "[{wildcards.session}] estimate_sparsity: {output}"
     shell:
-        "sicore estimate-sparsity {input.recording:q} {input.sorting:q} {output:q} --params {params.options:q}"
+        "sicore estimate-sparsity {params.recording:q} {input.sorting:q} {output:q} --params {params.options:q}"
         " {JOB_OPTIONS} --n-jobs {threads} > {log:q} 2>&1"

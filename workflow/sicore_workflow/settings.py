@@ -148,6 +148,23 @@ class Session:
     def recording_inputs(self) -> list[str]:
         return source_paths(self.recording, "recording")
 
+    @property
+    def sparsity_from_source(self) -> bool:
+        """Whether estimate_sparsity reads the recording source rather than the saved recording.
+
+        When the save keeps the source's dtype (``save_recording.dtype: null``) the saved traces are the
+        source's, so the estimate is the same from either; reading the source lets the job run beside
+        save_recording instead of after it (one job less on the workflow's critical path).
+        """
+        return self.settings["save_recording"]["dtype"] is None
+
+    def sparsity_recording_inputs(self) -> list[str]:
+        return self.recording_inputs() if self.sparsity_from_source else [self.recording_path]
+
+    def sparsity_recording_argument(self) -> str:
+        """The RECORDING argument of ``sicore estimate-sparsity``: the source as JSON, or the saved folder."""
+        return self.recording_json() if self.sparsity_from_source else self.recording_path
+
     def sorting_inputs(self) -> list[str]:
         return source_paths(self.sorting, "sorting")
 
