@@ -31,10 +31,11 @@ resubmitted shard replaces its previous output atomically. With ``remove_shards=
 folders that are Snakemake ``temp()`` outputs) a gather consumes its shards: a failed gather leaves
 them missing, so the workflow recomputes them.
 
-Cost: every shard and the gather is one more job (a Python start-up and ``import sicore``, about
-0.4 s). The gathers are light (noise levels and template sums are small; a zarr save is assembled
-with hard links; waveforms are concatenated once) except the binary save, whose gather copies the
-traces once (``os.copy_file_range``: ``cp`` speed, a reflink where the file system has them).
+Cost: every shard and the gather is one more job (a Python start-up and the imports of its pass,
+about 0.2-0.3 s). The gathers are light (noise levels and template sums are small; a zarr save is
+assembled with hard links; waveforms are concatenated once) except the binary save, whose gather
+writes the traces once (pieces concatenated with ``os.copy_file_range``, a reflink where the file
+system has them; a save that is a plain copy of a binary source is written once by the gather).
 Sharding pays when a shard's compute is well above these costs: long recordings, sources that are
 expensive to read (lazy preprocessing, compression, remote storage), zarr compression, several nodes.
 """

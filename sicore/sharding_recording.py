@@ -4,8 +4,8 @@ binary
     Shard ``k`` writes ``traces_seg{i}.raw`` (and ``times_seg{i}.raw``) holding only its frames of each
     segment it touches, in its own shard folder. When the source is a plain binary file already in the
     output's layout, the save is a byte copy with nothing to compute: the shards only check the source and
-    the gather copies it once in the kernel (copying pieces and then the pieces again would move every byte
-    twice). Otherwise the gather creates the final folder (as
+    the gather writes it once, as an unsharded save does (copying pieces and then the pieces again would
+    move every byte twice). Otherwise the gather creates the final folder (as
     a temporary sibling renamed into place), concatenates the pieces of each segment in shard order with
     ``copy_file_range`` (in-kernel copy; a reflink on file systems that have them; with ``remove_shards``
     each file's first piece is renamed into place instead of copied), and writes the
@@ -107,8 +107,8 @@ def _deferred_copy_sources(recording, dtype: np.dtype):
 
     Such a save has nothing to compute: copying pieces in the shards and then again in the gather would
     move every byte twice (and a byte copy is disk-bound, so splitting it across nodes gains nothing). The
-    shards then only check the source and write their marker, and the gather copies the source's bytes
-    once, in the kernel, as an unsharded save does.
+    shards then only check the source and write their marker, and the gather writes the source's bytes
+    once, as an unsharded save does.
     """
     if any(recording.has_time_vector(i) for i in range(recording.get_num_segments())):
         return None
@@ -203,8 +203,7 @@ def shard_save_recording(recording, shard_folder, shard_index: int, num_shards: 
 
 
 def _write_binary_pieces(recording, shard, folder: Path, dtype: np.dtype, slices, job_kwargs, chunk_size) -> None:
-    from .io.binary_folder import _preallocate, raw_copy_sources
-    from .io.file_copy import copy_range
+    from .io.binary_folder import _preallocate
 
     with_times = any(recording.has_time_vector(i) for i in range(recording.get_num_segments()))
     frame_bytes = recording.get_num_channels() * dtype.itemsize
@@ -218,21 +217,6 @@ def _write_binary_pieces(recording, shard, folder: Path, dtype: np.dtype, slices
             _preallocate(times, (end - start) * 8)
         pieces[segment_index] = (str(raw), None if times is None else str(times), start)
     if not slices:
-        return
-    sources = None if with_times else raw_copy_sources(recording, dtype)
-    if sources is not None:
-        # the source's raw layout is the output's (as in an unsharded save): copy the shard's bytes in the kernel
-        for segment_index, start, end in shard.ranges:
-            path, offset, _ = sources[segment_index]
-            raw = pieces[segment_index][0]
-            source_fd, target_fd = os.open(path, os.O_RDONLY), os.open(raw, os.O_WRONLY)
-            try:
-                copy_range(source_fd, target_fd, (end - start) * frame_bytes, offset + start * frame_bytes, 0)
-            except ValueError as err:  # the source shrank since it was opened
-                raise ValueError(f"{path}: {err}") from None
-            finally:
-                os.close(source_fd)
-                os.close(target_fd)
         return
     executor = _executor(recording, _write_piece_chunk, _init_piece_worker, (recording, pieces, dtype.str),
                          job_kwargs, chunk_size, "shard_write_binary")
@@ -383,16 +367,10 @@ def _check_sources(sources, shard, recording) -> None:
 
 
 def _copy_source(recording, folder: Path, dtype: np.dtype, job_kwargs: dict) -> None:
-    """The gather of a deferred-copy save: each segment's source bytes copied once into its raw file."""
-    from .io.binary_folder import _preallocate, binary_file_names, copy_raw_files
+    """The gather of a deferred-copy save: the source written once into the folder, as an unsharded save."""
+    from .io.binary_folder import write_raw_files
 
-    sources = _deferred_copy_sources(recording, dtype)
-    raw_names, _ = binary_file_names(recording)
-    targets = [str(folder / name) for name in raw_names]
-    for (_, _, size), target in zip(sources, targets):
-        _preallocate(Path(target), size)
-    options = {key: value for key, value in job_kwargs.items() if key in ("n_jobs", "progress_bar")}
-    copy_raw_files(sources, targets, options, "gather_copy_binary")
+    write_raw_files(recording, folder, dtype, job_kwargs)
 
 
 def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, remove_pieces: bool = False,

@@ -1,4 +1,4 @@
-"""Binary save of a plain binary source by kernel copy: when it applies, byte equality, and its failures."""
+"""Binary save of binary sources (plain files, views on them, probes): byte equality, and clear failures."""
 
 import json
 import os
@@ -29,30 +29,14 @@ def raw_source(tmp_path):
     return rec, traces
 
 
-@pytest.fixture
-def copy_calls(monkeypatch):
-    """Records every ``copy_range`` call of the binary writer (the kernel copy path)."""
-    calls = []
-    original = binary_folder.copy_range
-
-    def spy(*args):
-        calls.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(binary_folder, "copy_range", spy)
-    return calls
-
-
 def _raw(folder, i, num_channels):
     return np.fromfile(folder / f"traces_cached_seg{i}.raw", dtype="<i2").reshape(-1, num_channels)
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_plain_binary_is_copied_byte_for_byte(tmp_path, raw_source, copy_calls, monkeypatch, n_jobs):
+def test_plain_binary_is_saved_byte_for_byte(tmp_path, raw_source, n_jobs):
     rec, traces = raw_source
-    monkeypatch.setattr(binary_folder, "_MIN_PIECE", 4096)  # several pieces per file, split across threads
     saved = save_recording(rec, folder=tmp_path / "out", n_jobs=n_jobs, **JOB)
-    assert copy_calls, "the kernel copy path was not taken"
     for i, t in enumerate(traces):
         assert (tmp_path / "out" / f"traces_cached_seg{i}.raw").read_bytes() == t.tobytes()
         np.testing.assert_array_equal(saved.get_traces(segment_index=i), t)
@@ -65,16 +49,14 @@ def test_plain_binary_is_copied_byte_for_byte(tmp_path, raw_source, copy_calls, 
     assert not list(tmp_path.glob(".out*"))  # no temporary folder left
 
 
-def test_binary_folder_source_is_copied_with_its_times(tmp_path, raw_source, copy_calls):
+def test_binary_folder_source_is_saved_with_its_times(tmp_path, raw_source):
     rec, traces = raw_source
     times = 2.0 + np.arange(traces[1].shape[0]) / 10000.0
     times[600:] += 1.0
     rec.set_times(times, segment_index=1)
     first = save_recording(rec, folder=tmp_path / "first", **JOB)
-    assert isinstance(first, BinaryFolderRecording) and len(copy_calls) > 0
-    copy_calls.clear()
+    assert isinstance(first, BinaryFolderRecording)
     second = save_recording(load_extractor(tmp_path / "first"), folder=tmp_path / "second", n_jobs=2, **JOB)
-    assert copy_calls
     for folder in ("first", "second"):
         for i, t in enumerate(traces):
             np.testing.assert_array_equal(_raw(tmp_path / folder, i, 5), t)
@@ -84,7 +66,7 @@ def test_binary_folder_source_is_copied_with_its_times(tmp_path, raw_source, cop
 
 
 @pytest.mark.parametrize("view", ["frame_slice", "channel_slice", "reordered", "dtype", "time_axis", "subclass"])
-def test_other_sources_take_the_chunked_path(tmp_path, raw_source, copy_calls, view):
+def test_views_of_binary_sources(tmp_path, raw_source, view):
     rec, traces = raw_source
     kwargs, expected = {}, [t for t in traces]
     if view == "frame_slice":
@@ -108,7 +90,6 @@ def test_other_sources_take_the_chunked_path(tmp_path, raw_source, copy_calls, v
 
         rec.__class__ = Doubled
     saved = save_recording(rec, folder=tmp_path / "out", **kwargs, **JOB)
-    assert not copy_calls
     for i, t in enumerate(expected):
         np.testing.assert_array_equal(saved.get_traces(segment_index=i), t)
         raw = np.fromfile(tmp_path / "out" / f"traces_cached_seg{i}.raw", dtype=t.dtype).reshape(t.shape)
@@ -119,29 +100,15 @@ def test_truncated_source_is_a_clear_error(tmp_path, raw_source):
     rec, _ = raw_source
     source = tmp_path / "src1.raw"
     os.truncate(source, source.stat().st_size - 5 * 2 * 10)  # 10 frames lost after the recording was opened
-    with pytest.raises(ValueError, match=r"src1\.raw.*truncated"):
+    with pytest.raises(OSError, match=r"src1\.raw.*truncated"):
         save_recording(rec, folder=tmp_path / "out", **JOB)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
-def test_source_shrinking_during_the_copy_is_named(tmp_path, raw_source, monkeypatch):
-    rec, _ = raw_source
-    original = binary_folder.copy_range
-
-    def shrink_then_copy(source_fd, target_fd, length, source_offset, target_offset):
-        os.truncate(tmp_path / "src0.raw", HEADER + 10)
-        return original(source_fd, target_fd, length, source_offset, target_offset)
-
-    monkeypatch.setattr(binary_folder, "copy_range", shrink_then_copy)
-    with pytest.raises(ValueError, match=r"src0\.raw.*short file"):
-        save_recording(rec, folder=tmp_path / "out", **JOB)
-    assert not (tmp_path / "out").exists()
-
-
-def test_copy_with_progress_bar_and_verbose(tmp_path, raw_source, capsys):
+def test_save_with_progress_bar_and_verbose(tmp_path, raw_source, capsys):
     rec, traces = raw_source
     save_recording(rec, folder=tmp_path / "out", chunk_size=700, progress_bar=True, verbose=True)
-    assert "kernel copy" in capsys.readouterr().out
+    assert "write_binary" in capsys.readouterr().out
     np.testing.assert_array_equal(_raw(tmp_path / "out", 0, 5), traces[0])
 
 
@@ -161,24 +128,24 @@ def _linear_probe(num_channels: int, device_channel_indices):
     return probe
 
 
-def test_probe_in_channel_order_keeps_the_kernel_copy(tmp_path, raw_source, copy_calls):
-    """Attaching a probe wired to channels 0..n-1 in order (a channel slice keeping every channel) is still a
-    byte copy; the saved folder carries the probe."""
+def test_probe_in_channel_order_is_a_plain_source(tmp_path, raw_source):
+    """Attaching a probe wired to channels 0..n-1 in order (a channel slice keeping every channel) leaves a
+    plain source (what the sharded save checks before deferring its copy); the saved folder has the probe."""
     rec, traces = raw_source
     with_probe = rec.set_probe(_linear_probe(5, np.arange(5)))
+    assert binary_folder.raw_copy_sources(with_probe, np.dtype("int16")) is not None
     saved = save_recording(with_probe, folder=tmp_path / "out", **JOB)
-    assert copy_calls, "the kernel copy path was not taken"
     for i, t in enumerate(traces):
         np.testing.assert_array_equal(_raw(tmp_path / "out", i, 5), t)
     np.testing.assert_array_equal(saved.get_channel_locations(), with_probe.get_channel_locations())
 
 
-def test_probe_dropping_a_channel_goes_chunk_by_chunk(tmp_path, raw_source, copy_calls):
-    """A probe with an unwired contact drops its channel: not a byte copy; the saved traces hold the others."""
+def test_probe_dropping_a_channel(tmp_path, raw_source):
+    """A probe with an unwired contact drops its channel: not a plain source; the saved traces hold the others."""
     rec, traces = raw_source
     with_probe = rec.set_probe(_linear_probe(5, [3, 0, -1, 1, 4]))  # channel 2 is wired to no contact
     assert list(with_probe.channel_ids) == ["a", "b", "d", "e"]
+    assert binary_folder.raw_copy_sources(with_probe, np.dtype("int16")) is None
     save_recording(with_probe, folder=tmp_path / "out", **JOB)
-    assert not copy_calls
     for i, t in enumerate(traces):
         np.testing.assert_array_equal(_raw(tmp_path / "out", i, 4), t[:, [0, 1, 3, 4]])
