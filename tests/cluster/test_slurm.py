@@ -1,4 +1,4 @@
-"""The workflow on a real SLURM cluster (profiles/slurm) gives exactly what a local run gives.
+"""The workflow on a real SLURM cluster (profiles/slurm) gives exactly what a local run gives, sharded or not.
 
 A session fixture (conftest.py) starts a single-node cluster with .ci/slurm_cluster.sh. That cluster
 has no accounting database, so the runs add ``--slurm-status-command squeue``. Two records outside
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from slurm_helpers import REPO, TIMINGS, read_jobcomp, snakemake_env
 
@@ -215,3 +216,54 @@ def test_out_of_memory_is_retried_with_more_memory(slurm_cluster, slurm_plugin, 
     assert "mem=500M" in first["Tres"] and "mem=1000M" in second["Tres"], (first["Tres"], second["Tres"])
     assert second["JobState"] == "COMPLETED" and second["Partition"] == slurm_cluster["partition"]
     assert (tmp_path / "big.txt").read_text().split() == ["mem_mb=1000", f"job={slurm_ids[1]}"]
+
+
+# ------------------------------------------------------------------------------ sharded passes on SLURM
+SHARDS = 2
+
+
+@pytest.fixture(scope="module")
+def sharded_run(runs, tmp_path_factory):
+    """The default workflow with ``sharding: {shards: 2}`` through SLURM: each shard is its own sbatch job."""
+    folder = tmp_path_factory.mktemp("slurm_sharded")
+    config = yaml.safe_load(CONFIG.read_text())
+    config["sharding"]["shards"] = SHARDS
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = snakemake_env(SICORE_SLURM_PARTITION=runs["partition"])
+    log = snakemake(["--snakefile", SNAKEFILE, "--configfile", folder / "config.yaml", "--profile", PROFILE,
+                     *CLUSTER_ARGS], folder, env, phase="sharded workflow on SLURM")
+    return {"dir": folder, "log": log, "slurm_table": slurm_job_table()}
+
+
+def test_shards_ran_as_separate_slurm_jobs(sharded_run):
+    finished, submissions, local_rules = parse_run(sharded_run["log"])
+    assert local_rules == {"all"}, f"rules run outside SLURM: {local_rules}"
+    rules = sorted(finished.values())
+    # the default config shards save_recording, noise_levels and waveforms (templates come from waveforms)
+    for pass_name in ("save_recording", "noise_levels", "waveforms"):
+        assert rules.count(f"shard_{pass_name}") == SHARDS and rules.count(f"gather_{pass_name}") == 1, rules
+        assert pass_name not in rules, rules
+    slurm_ids = set()
+    for jobid, rule in finished.items():
+        if rule == "all":
+            continue
+        (slurm_id,) = submissions[jobid]
+        job = sharded_run["slurm_table"][slurm_id]
+        assert job["comment"].startswith(f"rule_{rule}") and job["state"] == "COMPLETED", job
+        slurm_ids.add(slurm_id)
+    assert len(slurm_ids) == len(finished) - 1  # every job its own allocation
+    # the shard folders were temporary: consumed by the gathers
+    assert not list((sharded_run["dir"] / "results").glob("*/shards/*/*/shard-*"))
+
+
+def test_sharded_results_identical_to_the_unsharded_local_run(runs, sharded_run):
+    local, sharded = runs["local_dir"] / "results", sharded_run["dir"] / "results"
+    compared = 0
+    for path in sorted(local.rglob("*")):
+        name = str(path.relative_to(local))
+        if not path.is_file() or VOLATILE.search(name) or "/report/" in f"/{name}":
+            continue
+        if name.endswith((".raw", ".npy", ".npz")) or "/recording/" in f"/{name}":
+            assert (sharded / name).read_bytes() == path.read_bytes(), f"results/{name} differs"
+            compared += 1
+    assert compared >= 8, compared
