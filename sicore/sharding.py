@@ -34,8 +34,8 @@ them missing, so the workflow recomputes them.
 Cost: every shard and the gather is one more job (a Python start-up and the imports of its pass,
 about 0.2-0.3 s). The gathers are light (noise levels and template sums are small; a zarr save is
 assembled with hard links; waveforms are concatenated once) except the binary save, whose gather
-writes the traces once (pieces concatenated with ``os.copy_file_range``, a reflink where the file
-system has them; a save that is a plain copy of a binary source is written once by the gather).
+writes the traces once (pieces concatenated by threads through reused buffers; a save that is a
+plain copy of a binary source is written once by the gather).
 Sharding pays when a shard's compute is well above these costs: long recordings, sources that are
 expensive to read (lazy preprocessing, compression, remote storage), zarr compression, several nodes.
 """

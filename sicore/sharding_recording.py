@@ -7,7 +7,7 @@ binary
     the gather writes it once, as an unsharded save does (copying pieces and then the pieces again would
     move every byte twice). Otherwise the gather creates the final folder (as
     a temporary sibling renamed into place), concatenates the pieces of each segment in shard order with
-    ``copy_file_range`` (in-kernel copy; a reflink on file systems that have them; with ``remove_shards``
+    ``io.file_copy.copy_range`` in threads (reused buffers; with ``remove_shards``
     each file's first piece is renamed into place instead of copied), and writes the
     metadata files with the code ``write_binary_folder`` uses. Casting is element-wise, so the raw files
     are byte-identical to an unsharded save, and so is every other file.
@@ -426,7 +426,7 @@ def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, 
             if remove_pieces:
                 piece.unlink()  # its pages not yet written back are dropped, never written
 
-        # copy_file_range runs in the kernel without the GIL: threads copy pieces side by side
+        # preadv / pwrite release the GIL: threads copy pieces side by side
         with ThreadPoolExecutor(max_workers=max(1, int(n_jobs))) as pool:
             list(pool.map(copy, copies))
     finally:
@@ -446,7 +446,7 @@ def _rename(piece: Path, target: Path) -> bool:
 
 
 def _append_file(source: Path, fd: int, offset: int, size: int) -> None:
-    """Copy ``size`` bytes of ``source`` to ``fd`` at ``offset``: in the kernel when possible, else by buffers."""
+    """Copy ``size`` bytes of ``source`` to ``fd`` at ``offset``."""
     from .io.file_copy import copy_range
 
     with open(source, "rb", buffering=0) as f:

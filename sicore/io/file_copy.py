@@ -1,8 +1,9 @@
-"""Copy byte ranges between files inside the kernel (``copy_file_range``), with a portable fallback.
+"""Copy byte ranges between files through one reused buffer (``preadv`` / ``pwrite``).
 
-Saving a plain binary recording to binary with the same dtype, or concatenating the pieces of a sharded
-save, is a byte copy: doing it in the kernel avoids two trips of every byte through user space (and
-on file systems with reflinks, e.g. XFS or Btrfs, shares the blocks instead of copying them).
+Used to concatenate the pieces of a sharded binary save. The kernel's ``copy_file_range`` would avoid the
+trip through user space, but on this project's machines (ext4 in a VM) it measured 0.8-4.7 s (median
+3.4 s) for 2.7 GB, against 0.6-1.4 s for two threads copying through reused 8 MiB buffers: fresh buffers
+or kernel splicing cost more than the extra memory copy saves.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import os
 
 __all__ = ["copy_range"]
 
-_PIECE = 1 << 30  # bytes per system call (the kernel may copy less; the loop continues)
-_BUFFER = 16 << 20  # bytes per read in the fallback
+_BUFFER = 8 << 20  # bytes per read; one buffer per call, reused for every read
 
 
 def copy_range(source_fd: int, target_fd: int, length: int, source_offset: int = 0, target_offset: int = 0) -> None:
@@ -40,24 +40,14 @@ def copy_range(source_fd: int, target_fd: int, length: int, source_offset: int =
     """
     if length < 0 or source_offset < 0 or target_offset < 0:
         raise ValueError(f"copy_range: length and offsets must be >= 0, got {length}, {source_offset}, {target_offset}")
+    buffer = memoryview(bytearray(min(_BUFFER, max(length, 1))))
     done = 0
-    use_kernel = hasattr(os, "copy_file_range")
     while done < length:
-        want = min(_PIECE, length - done)
-        copied = None
-        if use_kernel:
-            try:
-                copied = os.copy_file_range(source_fd, target_fd, want, source_offset + done, target_offset + done)
-            except OSError:  # EXDEV on old kernels, EINVAL/ENOSYS on some file systems: copy in user space
-                use_kernel = False
-        if copied is None:
-            data = os.pread(source_fd, min(want, _BUFFER), source_offset + done)
-            copied = len(data)
-            if copied:
-                view = memoryview(data)
-                written = 0
-                while written < copied:
-                    written += os.pwrite(target_fd, view[written:], target_offset + done + written)
-        if copied == 0:
+        want = min(len(buffer), length - done)
+        got = os.preadv(source_fd, [buffer[:want]], source_offset + done)
+        if got == 0:
             raise ValueError(f"copy_range: the source ended after {done} of {length} bytes (a short file)")
-        done += copied
+        written = 0
+        while written < got:
+            written += os.pwrite(target_fd, buffer[written:got], target_offset + done + written)
+        done += got
