@@ -57,11 +57,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from common import (  # noqa: E402  (the benchmarks' shared helpers, next to this file)
+    Cache,
+    TreeMemorySampler,
+    json_default,
+    nw_probe,
+    ratio,
+    read_once,
+    remove,
+    vm_hwm_kb,
+)
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
@@ -88,33 +98,10 @@ TARGET_FLAT = 1.10
 
 
 # ============================================================================ pass runners (children)
-def _vm_hwm_kb() -> int:
-    """This process's resident high-water mark since its exec (ru_maxrss would also count the pre-exec RSS
-    of the benchmark parent that started it)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _rusage() -> dict:
     # children: the pool's worker processes (forked, not exec-ed), waited for when the pool shut down
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"maxrss_self_kb": _vm_hwm_kb(), "maxrss_children_kb": int(children)}
-
-
-def _read_once(path: str, chunk_bytes: int) -> int:
-    buf = bytearray(chunk_bytes)
-    view = memoryview(buf)
-    total = 0
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            n = f.readinto(view)
-            if not n:
-                break
-            total += n
-    return total
+    return {"maxrss_self_kb": vm_hwm_kb(), "maxrss_children_kb": int(children)}
 
 
 def _read_slices(path: str, slices, num_channels: int) -> int:
@@ -151,7 +138,7 @@ def run_sicore_pass(spec: dict) -> dict:
     out: dict = {}
     if kind == "read_once":
         t0 = time.perf_counter()
-        nread = _read_once(path, int(FS) * channels * 2)
+        nread = read_once(path, int(FS) * channels * 2)
         out["seconds"] = time.perf_counter() - t0
         out["bytes"] = nread
     elif kind == "cp":
@@ -286,92 +273,6 @@ print("BENCH_RESULT " + json.dumps(out))
 
 
 # ============================================================================ parent side
-class TreeMemorySampler:
-    """Samples the summed RSS (and anonymous RSS) of a process and its descendants."""
-
-    def __init__(self, pid: int, interval: float = 0.025):
-        self.pid = pid
-        self.interval = interval
-        self.peak_rss = 0
-        self.peak_anon = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        try:
-            import psutil
-        except ImportError:
-            return
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.Error:
-            return
-        while not self._stop.is_set():
-            rss = anon = 0
-            try:
-                procs = [root] + root.children(recursive=True)
-            except psutil.Error:
-                break
-            for p in procs:
-                r, a = _status_kb(p.pid)
-                rss += r
-                anon += a
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_anon = max(self.peak_anon, anon)
-            self._stop.wait(self.interval)
-
-
-def _status_kb(pid: int) -> tuple[int, int]:
-    rss = anon = 0
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("RssAnon:"):
-                    anon = int(line.split()[1])
-    except OSError:
-        pass
-    return rss, anon
-
-
-class Cache:
-    """Puts the page cache in the same state before every pass."""
-
-    def __init__(self, mode: str):
-        self.can_drop = self._try_drop()
-        if mode == "auto":
-            mode = "cold" if self.can_drop else "warm"
-        if mode == "cold" and not self.can_drop:
-            raise SystemExit("--cache cold needs write access to /proc/sys/vm/drop_caches (root); use --cache warm")
-        self.mode = mode
-
-    @staticmethod
-    def _try_drop() -> bool:
-        try:
-            os.sync()
-            with open("/proc/sys/vm/drop_caches", "w") as f:
-                f.write("3\n")
-            return True
-        except OSError:
-            return False
-
-    def prepare(self, source: str, chunk_bytes: int) -> None:
-        os.sync()  # write back the previous pass's outputs outside any timer
-        if self.mode == "cold":
-            self._try_drop()
-        else:
-            _read_once(source, chunk_bytes)
-
-
 def run_pass(runner: str, spec: dict, workdir: Path, si_python: str | None) -> dict:
     """Run one pass in a fresh subprocess; returns its JSON result plus the sampled tree memory."""
     env = dict(os.environ)
@@ -391,26 +292,6 @@ def run_pass(runner: str, spec: dict, workdir: Path, si_python: str | None) -> d
     result["tree_rss_mb"] = sampler.peak_rss / 1024
     result["tree_anon_mb"] = sampler.peak_anon / 1024
     return result
-
-
-def nw_probe(channels: int, kind: str):
-    import probeinterface as pi
-
-    if kind == "linear":
-        probe = pi.generate_linear_probe(num_elec=channels, ypitch=20, contact_shapes="square",
-                                         contact_shape_params={"width": 12})
-    else:
-        # Neuropixels 1.0: two contacts per 20 um row, staggered -> 4 x positions (43, 11, 59, 27 um on the
-        # shank; here 16 um apart), each column with a 40 um pitch, shifted by 20 um every other column.
-        if channels % 4:
-            raise ValueError("the Neuropixels-like layout needs a multiple of 4 channels")
-        probe = pi.generate_multi_columns_probe(num_columns=4, num_contact_per_column=channels // 4, xpitch=16,
-                                                ypitch=40, y_shift_per_column=[20, 0, 20, 0],
-                                                contact_shapes="square", contact_shape_params={"width": 12})
-    probe.set_device_channel_indices(np.arange(channels))
-    group = pi.ProbeGroup()
-    group.add_probe(probe)
-    return group
 
 
 def make_dataset(workdir: Path, name: str, channels: int, seconds: float, probe_kind: str) -> dict:
@@ -438,14 +319,6 @@ def make_dataset(workdir: Path, name: str, channels: int, seconds: float, probe_
         print(f"  generated {path.name} ({size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s", flush=True)
     pi.write_probeinterface(probe_path, nw_probe(channels, probe_kind))
     return info
-
-
-def remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".zarr")):
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
 
 
 def measure_dataset(ds: dict, n_jobs_list, cache: Cache, workdir: Path, si_python: str | None,
@@ -501,10 +374,6 @@ def measure_dataset(ds: dict, n_jobs_list, cache: Cache, workdir: Path, si_pytho
 
 
 # ============================================================================ figures and table
-def _ratio(a, b):
-    return None if a is None or b is None or b == 0 else a / b
-
-
 def build_rows(scale: str, res: dict, flat: dict | None) -> list[dict]:
     rows = []
     read = res["floors"]["read_once"]["seconds"]
@@ -514,25 +383,25 @@ def build_rows(scale: str, res: dict, flat: dict | None) -> list[dict]:
 
     def row(figure, n_jobs, ours, theirs, target, passed, note="", unit="s", x_read=None, x_cp=None):
         rows.append({"scale": scale, "n_jobs": n_jobs, "figure": figure, "unit": unit, "sicore": ours, "si": theirs,
-                     "x_si": _ratio(theirs, ours) if unit == "s" else _ratio(ours, theirs) if unit == "ratio" else
-                     _ratio(theirs, ours),
+                     "x_si": ratio(theirs, ours) if unit == "s" else ratio(ours, theirs) if unit == "ratio" else
+                     ratio(theirs, ours),
                      "x_read": x_read, "x_cp": x_cp, "target": target,
                      "status": "n/a" if passed is None else ("PASS" if passed else "FAIL"), "note": note})
 
     row("floor: read file once (1 s chunks)", "-", read, None, "", None, f"{mb / read:.0f} MB/s", x_read=1.0,
-        x_cp=_ratio(read, cp))
-    row("floor: cp of the file", "-", cp, None, "", None, f"{mb / cp:.0f} MB/s", x_read=_ratio(cp, read), x_cp=1.0)
+        x_cp=ratio(read, cp))
+    row("floor: cp of the file", "-", cp, None, "", None, f"{mb / cp:.0f} MB/s", x_read=ratio(cp, read), x_cp=1.0)
     comp = res["floors"]["compress"]["seconds"]
     row("floor: read + compress once (zarr codec)", "-", comp, None, "", None,
-        f"{mb / comp:.0f} MB/s, no write", x_read=_ratio(comp, read), x_cp=_ratio(comp, cp))
+        f"{mb / comp:.0f} MB/s, no write", x_read=ratio(comp, read), x_cp=ratio(comp, cp))
     row("floor: read the noise chunks once", "-", chunks, None, "", None,
-        f"{len(res['slices'])} chunks", x_read=_ratio(chunks, read), x_cp=_ratio(chunks, cp))
+        f"{len(res['slices'])} chunks", x_read=ratio(chunks, read), x_cp=ratio(chunks, cp))
     for n_jobs, runs in res["runs"].items():
         si_ok = "si_binary" in runs
         b, z, nl = runs["sicore_binary"], runs["sicore_zarr"], runs["sicore_noise"]
         sb, sz, snl = runs.get("si_binary"), runs.get("si_zarr"), runs.get("si_noise")
         # save binary
-        x_si = _ratio(sb["seconds"], b["seconds"]) if si_ok else None
+        x_si = ratio(sb["seconds"], b["seconds"]) if si_ok else None
         x_cp = b["seconds"] / cp
         goal_si = TARGET_BINARY_VS_SI.get(scale[0], 1.5)
         passed = x_cp <= TARGET_BINARY_VS_CP and (x_si is None or x_si >= goal_si)
@@ -540,7 +409,7 @@ def build_rows(scale: str, res: dict, flat: dict | None) -> list[dict]:
             f">={goal_si:g}x SI, <={TARGET_BINARY_VS_CP:g}x cp", passed, _check_note(b, sb),
             x_read=b["seconds"] / read, x_cp=x_cp)
         # save zarr
-        x_si = _ratio(sz["seconds"], z["seconds"]) if si_ok else None
+        x_si = ratio(sz["seconds"], z["seconds"]) if si_ok else None
         row("save(format='zarr')", n_jobs, z["seconds"], sz["seconds"] if si_ok else None,
             f">={TARGET_ZARR_VS_SI:g}x SI", None if x_si is None else x_si >= TARGET_ZARR_VS_SI,
             f"x codec-floor {z['seconds'] / comp:.2f}; " + _check_note(z, sz),
@@ -549,7 +418,7 @@ def build_rows(scale: str, res: dict, flat: dict | None) -> list[dict]:
         row("zarr compression ratio", n_jobs, cr, scr, ">= SI's", None if scr is None else cr >= scr * (1 - 1e-3),
             "nbytes / stored chunk bytes", unit="ratio")
         # noise levels
-        x_si = _ratio(snl["seconds"], nl["seconds"]) if si_ok else None
+        x_si = ratio(snl["seconds"], nl["seconds"]) if si_ok else None
         note = f"x chunk-floor {nl['seconds'] / chunks:.1f}"
         passed = None if x_si is None else x_si >= TARGET_NOISE_VS_SI
         row("get_noise_levels (MAD, uV)", n_jobs, nl["seconds"], snl["seconds"] if si_ok else None,
@@ -710,18 +579,8 @@ def main(argv=None) -> int:
                 "si_python": si_python, "quick": args.quick, "scales": args.scales, "n_jobs": args.n_jobs,
                 "repeats": args.repeats, "platform": platform.platform()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": all_rows, "tables": tables, "raw": raw},
-                                              indent=1, default=_json_default))
+                                              indent=1, default=json_default))
     return 0
-
-
-def _json_default(value):
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value).__name__)
 
 
 if __name__ == "__main__":
