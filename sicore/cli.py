@@ -41,7 +41,8 @@ class UserError(ValueError):
 
 
 # ------------------------------------------------------------------------------ argument helpers
-def _n_jobs(text: str) -> int | float:
+def n_jobs_argument(text: str) -> int | float:
+    """argparse type of ``--n-jobs``: an int, -1, or a float fraction of the cores."""
     try:
         value = float(text)
     except ValueError:
@@ -86,7 +87,7 @@ def _json_dict(text: str) -> dict:
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("job options (parallel chunked processing)")
-    group.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
+    group.add_argument("--n-jobs", type=n_jobs_argument, default=None, metavar="N",
                        help="worker processes: N, -1 for all cores, a fraction such as 0.5 (default: 1)")
     group.add_argument("--chunk-duration", default=None, metavar="DURATION",
                        help='duration of one chunk, e.g. "1s" or "500ms" (default: "1s")')

@@ -48,6 +48,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .cli import n_jobs_argument  # stdlib-only module: the parser stays cheap
+
 # The pass modules (numpy, the analyzer, the io package) are imported when a shard or gather runs, not
 # when the CLI builds its parser: `sicore --help` and every other command stay cheap. Their public names
 # are still attributes of this module (PEP 562 __getattr__ below).
@@ -143,14 +145,6 @@ def _shard_duration(text: str | None):
         return text  # "30s", "500ms"
 
 
-def _n_jobs(text: str) -> int | float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of jobs (e.g. 4, -1, 0.5), got {text!r}") from None
-    return int(value) if value.is_integer() else value
-
-
 def _job_kwargs(args: argparse.Namespace) -> dict:
     progress = args.progress_bar if args.progress_bar is not None else sys.stderr.isatty()
     job_kwargs = {"n_jobs": args.n_jobs, "progress_bar": progress, "mp_context": args.mp_context,
@@ -199,7 +193,7 @@ def _add_common(parser: argparse.ArgumentParser, gather: bool) -> None:
         parser.add_argument("--shard", type=int, required=True, metavar="INDEX", help="shard index, from 0")
         parser.add_argument("--shard-folder", required=True, metavar="FOLDER", help="this shard's output folder")
     group = parser.add_argument_group("job options (the chunking options must be the same for shards and gather)")
-    group.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
+    group.add_argument("--n-jobs", type=n_jobs_argument, default=None, metavar="N",
                        help="worker processes: the rule's threads (default: 1)")
     group.add_argument("--chunk-duration", default=None, metavar="DURATION",
                        help='chunk duration of the unsharded pass, e.g. "1s" (default: "1s")')
