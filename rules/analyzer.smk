@@ -10,6 +10,7 @@ def analyzer_inputs(wildcards):
         "sorting": session.sorting_path,
         # an empty list formats as nothing in the shell command: dense analyzers get no file
         "sparsity": [session.sparsity_path] if session.sparse else [],
+        "main_channels": [session.main_channels_path] if session.sparse else [],
     }
 
 

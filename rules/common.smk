@@ -20,6 +20,21 @@ def runtime_of(operation):
     return lambda wildcards, threads, attempt: estimate.runtime_min(S(wildcards), operation, threads, attempt)
 
 
+# Threads of the rules that have a sibling branch in the DAG (save_recording beside save_sorting and
+# estimate_sparsity, waveforms beside noise_levels). On a machine with few local cores such a job
+# would otherwise take every core and leave its sibling waiting, a chain of short jobs each paying
+# its start-up in turn; it leaves the sibling one core instead. On a cluster (and inside a cluster
+# job) every job has its own node, so the rule's full request stands.
+LOCAL_CORES = workflow.resource_settings.cores if workflow.local_exec and not workflow.remote_exec else None
+
+
+def threads_beside_sibling(wanted):
+    """`wanted` threads, or all local cores but one (at least one) when that is fewer."""
+    if not isinstance(LOCAL_CORES, int) or LOCAL_CORES > wanted:
+        return wanted
+    return max(1, LOCAL_CORES - 1)
+
+
 # Every rule runs one `sicore` command; the job options come from the config's `job` section and the
 # rule's threads (never from params: they do not change results, so they must not trigger reruns).
 LOG = "results/{session}/logs/"

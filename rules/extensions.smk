@@ -72,7 +72,7 @@ rule waveforms:
         sicore=SICORE_VERSION,
     wildcard_constraints:
         session=sessions_matching("waveforms", sharded=False),
-    threads: 4
+    threads: threads_beside_sibling(4)
     resources:
         mem_mb=mem_of("waveforms"),
         runtime=runtime_of("waveforms"),

@@ -12,7 +12,7 @@ rule save_recording:
         sicore=SICORE_VERSION,
     wildcard_constraints:
         session=sessions_matching("save_recording", sharded=False),
-    threads: 4
+    threads: threads_beside_sibling(4)
     resources:
         mem_mb=mem_of("save_recording"),
         runtime=runtime_of("save_recording"),

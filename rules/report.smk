@@ -21,7 +21,7 @@ rule report:
     params:
         peak_sign=lambda wildcards: S(wildcards).settings["report"]["peak_sign"],
         sicore=SICORE_VERSION,
-    threads: 1
+    threads: 2  # two figures are drawn at once
     resources:
         mem_mb=mem_of("report"),
         runtime=runtime_of("report"),
@@ -34,4 +34,4 @@ rule report:
     shell:
         # the analyzer folder is the parent of its recording_info folder
         "sicore report $(dirname {input.analyzer:q}) {output:q} --session-name {wildcards.session}"
-        " --peak-sign {params.peak_sign} > {log:q} 2>&1"
+        " --peak-sign {params.peak_sign} --n-jobs {threads} > {log:q} 2>&1"

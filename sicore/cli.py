@@ -203,10 +203,18 @@ def cmd_save_sorting(args) -> None:
     _say(f"saved {_describe_sorting(saved)} as {args.format} to {args.output} in {_timed(start)}")
 
 
-def cmd_estimate_sparsity(args) -> None:
+def _write_json_atomically(output: Path, data: Any) -> None:
     from .io.safe_files import write_json
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    write_json(tmp, data)
+    os.replace(tmp, output)  # atomic: a killed run leaves no half-written file
+
+
+def cmd_estimate_sparsity(args) -> None:
     from .sources import load_source_argument
-    from .sparsity import estimate_sparsity
+    from .sparsity import _estimate_sparsity_and_main, estimate_sparsity
 
     params = _params(args, method=args.method, radius_um=args.radius_um, num_channels=args.num_channels,
                      threshold=args.threshold, peak_sign=args.peak_sign)
@@ -215,12 +223,16 @@ def cmd_estimate_sparsity(args) -> None:
     start = time.perf_counter()
     recording = load_source_argument(args.recording, "recording")
     sorting = load_source_argument(args.sorting, "sorting")
-    sparsity = estimate_sparsity(sorting, recording, **params, **_job_kwargs(args))
+    # the same pass gives each unit's main channel (the extremum channel of the estimated templates), which
+    # create-analyzer --main-channels then stores without a pass of its own
+    sparsity, main = _estimate_sparsity_and_main(sorting, recording, **params, **_job_kwargs(args))
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    write_json(tmp, sparsity.to_dict())
-    os.replace(tmp, output)  # atomic: a killed run leaves no half-written file
+    _write_json_atomically(output, sparsity.to_dict())
+    if args.main_channels:
+        import numpy as np
+
+        main_ids = None if main is None else np.asarray(recording.channel_ids)[main]
+        _write_json_atomically(Path(args.main_channels), {"unit_ids": sorting.unit_ids, "main_channel_ids": main_ids})
     mean = sparsity.mask.sum(axis=1).mean() if sparsity.mask.size else 0.0
     _say(f"sparsity of {len(sparsity.unit_ids)} units ({mean:.1f} of {len(sparsity.channel_ids)} channels per unit "
          f"on average) written to {output} in {_timed(start)}")
@@ -259,6 +271,8 @@ def cmd_create_analyzer(args) -> None:
             raise UserError(f"--sparsity: {args.sparsity} is not a sparsity file ({err})") from None
     elif sparsity_options:
         kwargs["sparsity_kwargs"] = sparsity_options
+    if args.main_channels:
+        kwargs["main_channel_indices"] = _main_channel_indices(args.main_channels, sorting, recording)
     analyzer = create_sorting_analyzer(sorting, recording, format=fmt, folder=args.output,
                                        return_scaled=args.return_scaled, overwrite=args.overwrite,
                                        **kwargs, **_job_kwargs(args))
@@ -267,8 +281,29 @@ def cmd_create_analyzer(args) -> None:
          f"channels at {args.output} in {_timed(start)}")
 
 
+def _main_channel_indices(path: str, sorting, recording) -> "np.ndarray | None":
+    """The channel indices of a ``--main-channels`` file; None when the file has none (estimated then)."""
+    import numpy as np
+
+    from .io.safe_files import read_json
+
+    data = read_json(_existing(path, "--main-channels"))
+    if not isinstance(data, dict) or "unit_ids" not in data or "main_channel_ids" not in data:
+        raise UserError(f"--main-channels: {path} is not a main channels file (keys unit_ids, main_channel_ids)")
+    if data["main_channel_ids"] is None:
+        return None
+    if [str(u) for u in data["unit_ids"]] != [str(u) for u in sorting.unit_ids]:
+        raise UserError(f"--main-channels: the units of {path} are not the sorting's")
+    lookup = {str(c): i for i, c in enumerate(recording.channel_ids)}
+    try:
+        return np.array([lookup[str(c)] for c in data["main_channel_ids"]], dtype=np.int64)
+    except KeyError as err:
+        raise UserError(f"--main-channels: {err.args[0]!r} in {path} is not a channel of the recording") from None
+
+
 def cmd_compute(args) -> None:
-    from .analyzer import get_available_analyzer_extensions, load_sorting_analyzer
+    from .analyzer import get_available_analyzer_extensions
+    from .analyzer.analyzer import load_analyzer_deferred
 
     name = args.extension
     available = get_available_analyzer_extensions()
@@ -278,7 +313,9 @@ def cmd_compute(args) -> None:
         raise UserError("--from: only applies to the templates extension")
     params = _params(args)
     start = time.perf_counter()
-    analyzer = load_sorting_analyzer(_existing(args.analyzer, "ANALYZER"), load_extensions=False)
+    # the recording and probe are read only if the computation uses them (not random_spikes, nor templates
+    # from waveforms): a job's start-up is most of its time on small data
+    analyzer = load_analyzer_deferred(_existing(args.analyzer, "ANALYZER"), load_extensions=False)
     _remove_leftovers(Path(args.analyzer) / "extensions", name)
     if args.parent == "random_spikes":
         # compute from the random spikes even when waveforms exist: keep them out of sight
@@ -305,7 +342,8 @@ def cmd_report(args) -> None:
 
     start = time.perf_counter()
     session = args.session_name or Path(args.analyzer.rstrip("/")).parent.name or "session"
-    paths = make_report(_existing(args.analyzer, "ANALYZER"), args.output, session, peak_sign=args.peak_sign)
+    paths = make_report(_existing(args.analyzer, "ANALYZER"), args.output, session, peak_sign=args.peak_sign,
+                        n_jobs=args.n_jobs)
     _say(f"report of {session} ({len(paths)} files) written to {args.output} in {_timed(start)}")
 
 
@@ -532,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-channels", type=_positive_int, default=None, help="for best/closest_channels")
     p.add_argument("--threshold", type=float, default=None, help="for snr and amplitude")
     p.add_argument("--peak-sign", choices=("neg", "pos", "both"), default=None, help="default: neg")
+    p.add_argument("--main-channels", default=None, metavar="FILE",
+                   help="also write each unit's main channel (JSON, for create-analyzer --main-channels)")
     _add_params_options(p, "num_spikes_for_sparsity=200")
     _add_job_options(p)
     p.set_defaults(func=cmd_estimate_sparsity)
@@ -546,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=_ANALYZER_FORMATS, default=None,
                    help="default: zarr when OUTPUT ends with .zarr, else binary_folder")
     p.add_argument("--sparsity", default=None, metavar="FILE", help="a sparsity JSON file (from estimate-sparsity)")
+    p.add_argument("--main-channels", default=None, metavar="FILE",
+                   help="the units' main channels (from estimate-sparsity --main-channels; default: estimated "
+                   "here in a pass over the recording)")
     p.add_argument("--dense", action="store_true", help="no sparsity: every unit on every channel")
     p.add_argument("--return-scaled", action=argparse.BooleanOptionalAction, default=True,
                    help="work in µV when the recording has gains (default: yes)")
@@ -573,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUTPUT", help="the report folder")
     p.add_argument("--session-name", default=None, help="title of the report (default: the analyzer's parent folder)")
     p.add_argument("--peak-sign", choices=("neg", "pos", "both"), default="neg", help="default: neg")
+    p.add_argument("--n-jobs", type=_positive_int, default=1,
+                   help="processes drawing the figures: 2 draws two figures at once (default: 1)")
     p.set_defaults(func=cmd_report)
 
     from .sharding import add_shard_commands  # `sicore shard PASS` / `sicore gather PASS` (sharded passes)

@@ -370,7 +370,8 @@ figcaption {{ font-size: 13px; color: #444; max-width: 1000px; }}
 
 # --------------------------------------------------------------------------------- main
 def make_report(analyzer_folder, output_folder, session_name: str, peak_sign: str | None = "neg",
-                max_template_units: int = 12, max_sparsity_units: int = 4, dpi: int = 110) -> dict:
+                max_template_units: int = 12, max_sparsity_units: int = 4, dpi: int = 110,
+                n_jobs: int = 1) -> dict:
     """Write the report of one session's SortingAnalyzer (table, figures, HTML page, JSON summary).
 
     Parameters
@@ -390,6 +391,9 @@ def make_report(analyzer_folder, output_folder, session_name: str, peak_sign: st
         Units whose sparsity is highlighted on the probe (chosen spread along the probe).
     dpi : int, default: 110
         Resolution of the PNG figures.
+    n_jobs : int, default: 1
+        With 2 or more (and where ``fork`` exists), a second process draws the noise-level and sparsity
+        figures while this one draws the templates; the files are the same.
 
     Returns
     -------
@@ -425,18 +429,64 @@ def make_report(analyzer_folder, output_folder, session_name: str, peak_sign: st
     paths["units_html"].write_text(table_html, encoding="utf-8")
 
     layout = figures.ChannelLayout.from_analyzer(analyzer)
-    shown_template_units = figures.plot_templates_on_probe(
-        analyzer, units, layout, paths["templates"], session_name, value_unit,
-        max_units=max_template_units, dpi=dpi)
-    figures.plot_noise_levels(noise, layout, paths["noise_levels"], session_name, value_unit, dpi=dpi)
-    highlighted = figures.plot_probe_sparsity(analyzer, units, layout, paths["probe_sparsity"], session_name,
-                                              max_units=max_sparsity_units, dpi=dpi)
+
+    def templates_figure():
+        return figures.plot_templates_on_probe(analyzer, units, layout, paths["templates"], session_name,
+                                               value_unit, max_units=max_template_units, dpi=dpi)
+
+    def probe_figures():
+        figures.plot_noise_levels(noise, layout, paths["noise_levels"], session_name, value_unit, dpi=dpi)
+        return figures.plot_probe_sparsity(analyzer, units, layout, paths["probe_sparsity"], session_name,
+                                           max_units=max_sparsity_units, dpi=dpi)
+
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive int, got {n_jobs!r}")
+    if n_jobs > 1:
+        shown_template_units, highlighted = _run_side_by_side(templates_figure, probe_figures)
+    else:
+        shown_template_units, highlighted = templates_figure(), probe_figures()
 
     summary = _summary(analyzer, units, noise, session_name, peak_sign, suffix, value_unit,
                        shown_template_units, highlighted)
     paths["report_json"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n", encoding="utf-8")
     paths["report_html"].write_text(_page(summary, table_html, value_unit), encoding="utf-8")
     return paths
+
+
+def _run_side_by_side(here, there) -> tuple:
+    """``(here(), there())`` with ``there`` run in a forked child process (the report is one job with
+    a few figures: drawing two at once halves the longest part of it). Falls back to one process where
+    ``fork`` does not exist. The child's exception is raised here, with its traceback text."""
+    import multiprocessing
+    import traceback
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return here(), there()
+    import matplotlib.backends.backend_agg  # noqa: F401  imported once, before the fork, for both
+
+    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+
+    def child():
+        try:
+            sender.send(("ok", there()))
+        except BaseException:  # noqa: BLE001  reported to the parent, which raises it
+            sender.send(("error", traceback.format_exc()))
+
+    process = multiprocessing.get_context("fork").Process(target=child, daemon=True)
+    process.start()
+    sender.close()
+    try:
+        first = here()
+    finally:
+        try:
+            status, second = receiver.recv()
+        except EOFError:
+            status, second = "error", f"the figure process ended with exit code {process.exitcode}"
+        process.join()
+        receiver.close()
+    if status != "ok":
+        raise RuntimeError(f"drawing the noise-level and sparsity figures failed:\n{second}")
+    return first, second
 
 
 def _summary(analyzer, units: dict, noise, session_name: str, peak_sign: str,

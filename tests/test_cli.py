@@ -39,8 +39,10 @@ def saved(tmp_path_factory):
 def test_every_command_has_help(capsys, command):
     code, out, _ = run(capsys, command, "--help")
     assert code == 0 and out.startswith(f"usage: sicore {command}")
-    for option in ("--n-jobs", "--chunk-duration", "--progress-bar", "--no-progress-bar", "--mp-context"):
+    for option in ("--chunk-duration", "--progress-bar", "--no-progress-bar", "--mp-context"):
         assert (option in out) == (command in TRACE_COMMANDS), (command, option)
+    # the report draws its figures in --n-jobs processes
+    assert ("--n-jobs" in out) == (command in TRACE_COMMANDS + ["report"]), command
 
 
 def test_usage_errors_exit_2_naming_the_argument(capsys):
@@ -98,6 +100,73 @@ def test_save_estimate_create_compute_report_info(capsys, saved, tmp_path):
                                                                          "noise_levels"]
     code, out, _ = run(capsys, "info", tmp_path / "sparsity.json")
     assert code == 0 and out.startswith("ChannelSparsity") and "num_units: 4" in out
+
+
+def _main_channel_ids_by_numpy(folder: Path, ms_before: float = 1.0, ms_after: float = 2.5) -> list[str]:
+    """Each unit's main channel from the saved files alone: the channel of the largest |mean| over every
+    spike's window (in µV) of the raw traces; the units have fewer spikes than the estimate samples."""
+    rec_info = json.loads((folder / "rec" / "binary.json").read_text())["kwargs"]
+    traces = np.fromfile(folder / "rec" / "traces_cached_seg0.raw", dtype=rec_info["dtype"])
+    traces = traces.reshape(-1, rec_info["num_channels"]).astype(np.float64) * np.asarray(rec_info["gain_to_uV"])
+    spikes = np.load(folder / "sort" / "spikes.npy")
+    fs = rec_info["sampling_frequency"]
+    before, after = int(ms_before * fs / 1000), int(ms_after * fs / 1000)
+    channel_ids = [str(c) for c in rec_info["channel_ids"]]
+    main = []
+    for unit_index in np.unique(spikes["unit_index"]):
+        times = spikes["sample_index"][spikes["unit_index"] == unit_index]
+        times = times[(times >= before) & (times + after <= traces.shape[0])]
+        template = np.mean([traces[t - before:t + after] for t in times], axis=0)
+        main.append(channel_ids[int(np.argmax(np.abs(template).max(axis=0)))])
+    return main
+
+
+def test_main_channels_from_the_sparsity_pass(capsys, saved, tmp_path):
+    """estimate-sparsity --main-channels writes the units' main channels; create-analyzer --main-channels
+    stores them (no pass of its own); they match numpy and the analyzer's own estimate."""
+    main_file = tmp_path / "main_channels.json"
+    code, out, err = run(capsys, "estimate-sparsity", saved / "rec", saved / "sort", tmp_path / "sparsity.json",
+                         "--peak-sign", "both", "--main-channels", main_file, "--no-progress-bar")
+    assert code == 0, err
+    written = json.loads(main_file.read_text())
+    assert written["unit_ids"] == [str(u) for u in sicore.load(saved / "sort").unit_ids]
+    assert written["main_channel_ids"] == _main_channel_ids_by_numpy(saved)
+
+    code, _, err = run(capsys, "create-analyzer", saved / "rec", saved / "sort", tmp_path / "given",
+                       "--sparsity", tmp_path / "sparsity.json", "--main-channels", main_file)
+    assert code == 0, err
+    given = sicore.load_sorting_analyzer(tmp_path / "given")
+    assert [str(c) for c in given.sorting.get_property("main_channel_id")] == written["main_channel_ids"]
+    assert run(capsys, "create-analyzer", saved / "rec", saved / "sort", tmp_path / "own",
+               "--sparsity", tmp_path / "sparsity.json")[0] == 0
+    own = sicore.load_sorting_analyzer(tmp_path / "own")
+    assert [str(c) for c in own.sorting.get_property("main_channel_id")] == written["main_channel_ids"]
+
+    # a file of other units, or not a main channels file, is refused naming the option
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"unit_ids": ["x"] * len(written["unit_ids"]),
+                                 "main_channel_ids": written["main_channel_ids"]}))
+    for bad in (wrong, tmp_path / "sparsity.json"):
+        code, _, err = run(capsys, "create-analyzer", saved / "rec", saved / "sort", tmp_path / "bad",
+                           "--sparsity", tmp_path / "sparsity.json", "--main-channels", bad)
+        assert code == 2 and "--main-channels" in err and not (tmp_path / "bad").exists()
+
+
+def test_compute_reads_the_recording_only_when_it_needs_it(saved, tmp_path):
+    """random_spikes and templates from waveforms never touch the recording: the command does not even
+    import probeinterface; waveforms does read it."""
+    folder = tmp_path / "analyzer"
+    assert cli.main(["create-analyzer", str(saved / "rec"), str(saved / "sort"), str(folder)]) == 0
+    probe = ("import sys; from sicore import cli; code = cli.main(sys.argv[1:]); "
+             "print('PROBEINTERFACE', 'probeinterface' in sys.modules); sys.exit(code)")
+    for argv, imported in [(["compute", "random_spikes", str(folder)], False),
+                           (["compute", "waveforms", str(folder), "--no-progress-bar"], True),
+                           (["compute", "templates", str(folder), "--from", "waveforms"], False)]:
+        run_ = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+        assert run_.returncode == 0, run_.stderr
+        assert f"PROBEINTERFACE {imported}" in run_.stdout, (argv, run_.stdout)
+    analyzer = sicore.load_sorting_analyzer(folder)
+    assert analyzer.has_recording() and analyzer.get_extension("templates") is not None
 
 
 def test_recompute_parent_deletes_children_and_templates_from_random_spikes(capsys, saved, tmp_path):

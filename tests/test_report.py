@@ -227,3 +227,24 @@ def test_report_imports_neither_pandas_nor_pyplot(binary_folder, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
     assert (tmp_path / "report" / "templates.png").is_file()
+
+
+def test_two_processes_draw_the_same_files(binary_folder, tmp_path):
+    """n_jobs=2 draws the noise-level and sparsity figures in a second process: the same bytes."""
+    one = make_report(binary_folder, tmp_path / "one", "s", n_jobs=1)
+    two = make_report(binary_folder, tmp_path / "two", "s", n_jobs=2)
+    for key in one:
+        assert one[key].read_bytes() == two[key].read_bytes(), key
+    with pytest.raises(ValueError, match="n_jobs must be a positive int"):
+        make_report(binary_folder, tmp_path / "bad", "s", n_jobs=0)
+
+
+def test_an_error_in_the_figure_process_is_raised(binary_folder, tmp_path, monkeypatch):
+    from sicore import report_figures
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(report_figures, "plot_probe_sparsity", broken)
+    with pytest.raises(RuntimeError, match=r"(?s)sparsity figures failed.*disk full \(simulated\)"):
+        make_report(binary_folder, tmp_path / "report", "s", n_jobs=2)

@@ -30,6 +30,7 @@ from .storage import (
     IncompleteExtensionError,
     MemoryStorage,
     get_rec_attributes,
+    resolve,
 )
 
 _FORMATS = ("memory", "binary_folder", "zarr")
@@ -52,7 +53,7 @@ class SortingAnalyzer:
 
     def __init__(self, root: AnalyzerRoot, sparsity, storage):
         self.sorting = root.sorting
-        self._recording = root.recording
+        self._recording = root.recording  # may be Deferred (see the properties below)
         self._temporary_recording = None
         self.rec_attributes = root.rec_attributes
         self._probegroup = root.probegroup
@@ -68,6 +69,26 @@ class SortingAnalyzer:
         self._stale_on_disk: set[str] = set()
         # extensions hidden with hide_extension (the loaded object, or None when it was only on disk)
         self._hidden_extensions: dict[str, AnalyzerExtension | None] = {}
+
+    # A loaded analyzer may defer reading its recording and probe group until first used
+    # (storage.Deferred): these properties read them then.
+    @property
+    def _recording(self):
+        self._recording_value = resolve(self._recording_value)
+        return self._recording_value
+
+    @_recording.setter
+    def _recording(self, value) -> None:
+        self._recording_value = value
+
+    @property
+    def _probegroup(self):
+        self._probegroup_value = resolve(self._probegroup_value)
+        return self._probegroup_value
+
+    @_probegroup.setter
+    def _probegroup(self, value) -> None:
+        self._probegroup_value = value
 
     # ------------------------------------------------------------------ repr
     def __repr__(self) -> str:
@@ -784,6 +805,14 @@ def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "a
     sorting_analyzer : SortingAnalyzer
         Recordingless (with a warning) when the recording cannot be rebuilt from its provenance.
     """
+    return load_analyzer_deferred(folder, load_extensions, format, deferred=False)
+
+
+def load_analyzer_deferred(folder, load_extensions: bool = False, format: str = "auto",
+                           deferred: bool = True) -> SortingAnalyzer:
+    """``load_sorting_analyzer``; with ``deferred`` the recording and the probe group are read on first
+    use (the ``sicore`` command's jobs that never touch them skip probeinterface's import and the
+    recording's construction, and a recording that cannot be rebuilt warns only then)."""
     folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {folder} does not exist")
@@ -798,7 +827,7 @@ def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "a
         storage = ZarrStorage(folder)
     else:
         raise ValueError(f"format must be 'auto', 'binary_folder' or 'zarr', got {format!r}")
-    root = storage.load_root(load_recording=True)
+    root = storage.load_root(load_recording=True, deferred=deferred)
     sparsity = None
     if root.sparsity_mask is not None:
         from ..sparsity import ChannelSparsity

@@ -58,6 +58,20 @@ class AnalyzerRoot:
     settings: dict = field(default_factory=dict)
 
 
+class Deferred:
+    """A part of a saved analyzer read only when first used: the recording (rebuilt from its provenance)
+    and the probe group cost a job that never touches them (random_spikes, templates from waveforms)
+    most of its load time, probeinterface's import included."""
+
+    def __init__(self, load):
+        self.load = load
+
+
+def resolve(value):
+    """``value``, or what a ``Deferred`` value reads."""
+    return value.load() if isinstance(value, Deferred) else value
+
+
 @dataclass
 class ExtensionParts:
     """What a storage holds of one extension."""
@@ -145,8 +159,9 @@ class BinaryFolderStorage:
             (tmp / "extensions").mkdir()
         return cls(final)
 
-    def load_root(self, load_recording: bool = True) -> AnalyzerRoot:
-        """Read the root; the recording is rebuilt from its provenance when possible, else None."""
+    def load_root(self, load_recording: bool = True, deferred: bool = False) -> AnalyzerRoot:
+        """Read the root; the recording is rebuilt from its provenance when possible, else None.
+        ``deferred``: the recording and the probe group are ``Deferred``, read on first use."""
         folder = self.folder
         if not folder.is_dir():
             raise FileNotFoundError(f"folder {folder} does not exist")
@@ -156,9 +171,8 @@ class BinaryFolderStorage:
         rec_attributes = rec_attributes_from_json(attributes, info_folder / "recording_attributes.json")
         probegroup = None
         if (info_folder / "probegroup.json").is_file():
-            from probeinterface import read_probeinterface
-
-            probegroup = read_probeinterface(info_folder / "probegroup.json")
+            probegroup = Deferred(lambda: _read_probegroup(info_folder / "probegroup.json"))
+            probegroup = probegroup if deferred else probegroup.load()
         mask_file = folder / "sparsity_mask.npy"
         sparsity_mask = load_npy(mask_file) if mask_file.is_file() else None
         from ..io.numpy_folder import NumpyFolderSorting
@@ -166,7 +180,8 @@ class BinaryFolderStorage:
         sorting = NumpyFolderSorting(folder / "sorting", mmap_mode="r")
         recording = None
         if load_recording and (folder / "recording.json").is_file():
-            recording = load_recording_provenance(read_json(folder / "recording.json"), folder)
+            recording = Deferred(lambda: load_recording_provenance(read_json(folder / "recording.json"), folder))
+            recording = recording if deferred else recording.load()
         return AnalyzerRoot(sorting, recording, rec_attributes, probegroup, sparsity_mask, settings)
 
     # ------------------------------------------------------------ extensions
@@ -258,6 +273,12 @@ def recording_provenance(recording, final_folder: Path) -> dict | None:
 
 
 _SI_CLASS_PATHS = {"BinaryFolderRecording": "spikeinterface.core.binaryfolder.BinaryFolderRecording"}
+
+
+def _read_probegroup(path: Path):
+    from probeinterface import read_probeinterface
+
+    return read_probeinterface(path)
 
 
 def load_recording_provenance(d: dict, base_folder: Path):

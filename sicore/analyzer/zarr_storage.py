@@ -29,6 +29,7 @@ from ..io.atomic import TMP_MARK, atomic_folder
 from ..io.safe_files import CorruptFolderError, to_json_compatible
 from .storage import (
     AnalyzerRoot,
+    Deferred,
     ExtensionParts,
     IncompleteExtensionError,
     delete_extension_folder,
@@ -39,6 +40,12 @@ from .storage import (
     recording_provenance,
     spikeinterface_info,
 )
+
+
+def _probegroup_from_dict(d: dict):
+    from probeinterface import ProbeGroup
+
+    return ProbeGroup.from_dict(d)
 
 
 def _compressor():
@@ -137,7 +144,8 @@ class ZarrStorage:
             group.create_group("extensions")
         return cls(final)
 
-    def load_root(self, load_recording: bool = True) -> AnalyzerRoot:
+    def load_root(self, load_recording: bool = True, deferred: bool = False) -> AnalyzerRoot:
+        """As ``BinaryFolderStorage.load_root``."""
         if not self.folder.is_dir():
             raise FileNotFoundError(f"folder {self.folder} does not exist")
         group = _open(self.folder, "r")
@@ -149,14 +157,15 @@ class ZarrStorage:
                                                   self.folder / "recording_info" / ".zattrs")
         probegroup = None
         if info_attrs.get("probegroup") is not None:
-            from probeinterface import ProbeGroup
-
-            probegroup = ProbeGroup.from_dict(info_attrs["probegroup"])
+            probegroup = Deferred(lambda: _probegroup_from_dict(info_attrs["probegroup"]))
+            probegroup = probegroup if deferred else probegroup.load()
         sparsity_mask = np.asarray(group["sparsity_mask"][...], dtype=bool) if "sparsity_mask" in group else None
         sorting = _read_sorting(group["sorting"], self.folder / "sorting")
         recording = None
         if load_recording and (self.folder / "recording" / ".zarray").is_file():
-            recording = load_recording_provenance(read_json_object_array(self.folder / "recording"), self.folder)
+            recording = Deferred(lambda: load_recording_provenance(read_json_object_array(self.folder / "recording"),
+                                                                   self.folder))
+            recording = recording if deferred else recording.load()
         return AnalyzerRoot(sorting, recording, rec_attributes, probegroup, sparsity_mask, settings)
 
     # ------------------------------------------------------------ extensions

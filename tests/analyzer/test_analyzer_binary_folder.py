@@ -99,6 +99,36 @@ def test_moved_folders_keep_the_recording(tmp_path, disk_analyzer):
     np.testing.assert_array_equal(loaded.recording.get_traces(segment_index=1), make_pair()[0].get_traces(segment_index=1))
 
 
+@pytest.mark.parametrize("fmt", ["binary_folder", "zarr"])
+def test_deferred_load_reads_recording_and_probe_on_first_use(tmp_path, fmt):
+    """The sicore command's load: recording and probe group are read when first used, not before."""
+    from sicore.analyzer.analyzer import load_analyzer_deferred
+    from sicore.analyzer.storage import Deferred
+
+    recording, sorting = _saved_pair(tmp_path)
+    folder = tmp_path / ("an.zarr" if fmt == "zarr" else "an")
+    create_sorting_analyzer(sorting, recording, format=fmt, folder=folder, radius_um=30, **QUIET)
+    loaded = load_analyzer_deferred(folder)
+    assert isinstance(loaded._recording_value, Deferred) and isinstance(loaded._probegroup_value, Deferred)
+    loaded.compute("random_spikes", max_spikes_per_unit=5, seed=0)  # needs neither
+    assert isinstance(loaded._recording_value, Deferred) and isinstance(loaded._probegroup_value, Deferred)
+    assert loaded.has_recording()
+    np.testing.assert_array_equal(loaded.get_channel_locations(), recording.get_channel_locations())
+    assert loaded.get_probe().get_contact_count() == recording.get_num_channels()  # the recording's probe
+
+    # a recording that cannot be rebuilt: no warning at load; recordingless (with the warning) on first use
+    shutil.rmtree(tmp_path / "rec")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_analyzer_deferred(folder)
+    with pytest.warns(UserWarning, match="recording could not be loaded"):
+        assert not loaded.has_recording()
+    with pytest.raises(ValueError, match="recording"):
+        loaded.compute("waveforms")
+    np.testing.assert_array_equal(loaded.get_channel_locations(), recording.get_channel_locations())
+    assert not isinstance(loaded._probegroup_value, Deferred)  # the stored probe group, read now
+
+
 def test_recordingless(tmp_path, disk_analyzer):
     shutil.rmtree(tmp_path / "rec")
     with pytest.warns(UserWarning, match="recording"):

@@ -73,7 +73,8 @@ def test_params_are_canonical_and_hold_only_what_matters():
     assert a.params_json("estimate_sparsity") == a.params_json("estimate_sparsity")
     assert '"radius_um":100.0' in a.params_json("estimate_sparsity") and "num_channels" not in \
         a.params_json("estimate_sparsity")
-    assert a.create_analyzer_options() == "--format binary_folder --return-scaled --sparsity"
+    assert a.create_analyzer_options() == ("--format binary_folder --return-scaled --main-channels "
+                                           f"{a.main_channels_path} --sparsity")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -135,3 +136,24 @@ def test_resource_estimates_grow_with_the_data():
     assert resources.mem_mb(large, "waveforms", 1) > 400 * 500 * 75 * 384 * 4 / 1e6
     assert resources.mem_mb(large, "waveforms", 1, attempt=3) == 3 * resources.mem_mb(large, "waveforms", 1)
     assert resources.runtime_min(small, "report", 1, attempt=2) == 2 * resources.MIN_RUNTIME_MIN
+
+
+@pytest.mark.parametrize("cores, expected", [
+    (1, {"save-recording": 1, "estimate-sparsity": 1, "waveforms": 1, "templates": 1, "report": 1}),
+    (2, {"save-recording": 1, "estimate-sparsity": 1, "waveforms": 1, "templates": 2, "report": 2}),
+    (3, {"save-recording": 2, "estimate-sparsity": 2, "waveforms": 2, "templates": 2, "report": 2}),
+    (8, {"save-recording": 4, "estimate-sparsity": 2, "waveforms": 4, "templates": 2, "report": 2}),
+])
+def test_jobs_with_a_sibling_leave_it_a_core_on_small_machines(workdir, cores, expected):
+    """save_recording (beside save_sorting and estimate_sparsity) and waveforms (beside noise_levels) ask
+    for all local cores but one when their usual request would take them all."""
+    write_config(workdir)
+    result = snakemake(workdir, "--dry-run", "--printshellcmds", cores=cores)
+    found = {}
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if "sicore" in words and "--n-jobs" in words:
+            command = words[words.index("sicore") + 1]
+            command = words[words.index("sicore") + 2] if command == "compute" else command
+            found[command] = int(words[words.index("--n-jobs") + 1])
+    assert {key: found.get(key) for key in expected} == expected, result.stdout

@@ -28,8 +28,8 @@ def test_default_config_runs_out_of_the_box_then_nothing_to_do(tmp_path):
     assert "sicore compute waveforms results/toy/analyzer" in log  # printshellcmds
 
     results = root / "results" / "toy"
-    assert sorted(p.name for p in results.iterdir()) == ["analyzer", "benchmarks", "logs", "recording", "report",
-                                                        "sorting", "sparsity.json"]
+    assert sorted(p.name for p in results.iterdir()) == ["analyzer", "benchmarks", "logs", "main_channels.json",
+                                                        "recording", "report", "sorting", "sparsity.json"]
     for rule in ("save_recording", "create_analyzer", "random_spikes", "waveforms", "templates", "noise_levels"):
         subfolder = "recording" if rule == "save_recording" else "analyzer"
         assert (results / "logs" / subfolder / f"{rule}.log").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,11 @@ class Session:
     @property
     def sparsity_path(self) -> str:
         return self.path("sparsity.json")
+
+    @property
+    def main_channels_path(self) -> str:
+        """Each unit's main channel, from the sparsity estimate's pass (given to create_analyzer)."""
+        return self.path("main_channels.json")
 
     @property
     def analyzer_root(self) -> str:
@@ -176,7 +182,11 @@ class Session:
         """Flags of ``sicore create-analyzer`` (the sparsity file, when any, follows ``--sparsity``)."""
         analyzer = self.settings["analyzer"]
         flags = ["--format", analyzer["format"], "--return-scaled" if analyzer["return_scaled"] else
-                 "--no-return-scaled", "--sparsity" if self.sparse else "--dense"]
+                 "--no-return-scaled"]
+        if self.sparse:  # the main channels found by the sparsity estimate's pass (an input of the rule)
+            flags += ["--main-channels", shlex.quote(self.main_channels_path), "--sparsity"]
+        else:
+            flags.append("--dense")
         return " ".join(flags)
 
     @property
