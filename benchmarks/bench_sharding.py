@@ -142,17 +142,25 @@ def make_dataset(workdir: Path, channels: int, seconds: float, num_units: int, s
             "sparsity": sparsity, "num_spikes": int(times.size), "max_channels": int(sparsity.mask.sum(1).max())}
 
 
-def make_analyzer(ds: dict, folder: Path) -> None:
+def make_analyzer(ds: dict, folder: Path, max_spikes_per_unit: int | None = 500) -> None:
+    """The analyzer of the analyzer passes; ``max_spikes_per_unit`` None: every spike (method "all")."""
     import sicore as si
 
     analyzer = si.create_sorting_analyzer(ds["sorting"], si.load(ds["source"]), format="binary_folder",
                                           folder=folder, sparsity=ds["sparsity"], overwrite=True)
-    analyzer.compute("random_spikes", method="uniform", max_spikes_per_unit=500, seed=0)
+    if max_spikes_per_unit is None:
+        analyzer.compute("random_spikes", method="all")
+    else:
+        analyzer.compute("random_spikes", method="uniform", max_spikes_per_unit=max_spikes_per_unit, seed=0)
 
 
 # ============================================================================ one job (child process)
 def run_job(spec: dict) -> dict:
     """Run one workflow-like job in this process and return its in-call time."""
+    import os
+
+    if spec.get("cpus"):  # a node (or a SLURM job's cgroup) with this many CPUs: every thread shares them
+        os.sched_setaffinity(0, range(spec["cpus"]))
     import sicore as si
     from sicore import sharding
 
@@ -200,9 +208,11 @@ def job(spec: dict, workdir: Path) -> dict:
 
 # ============================================================================ phases
 class Bench:
-    def __init__(self, ds: dict, workdir: Path, cores: int, cache: Cache, remove_shards: bool):
+    def __init__(self, ds: dict, workdir: Path, cores: int, cache: Cache, remove_shards: bool,
+                 node_cpus: int = 0):
         self.ds, self.workdir, self.cores, self.cache = ds, workdir, cores, cache
         self.remove_shards = remove_shards
+        self.node_cpus = node_cpus  # model jobs are pinned to this many CPUs (0: not pinned)
 
     def _prepare(self, *paths) -> None:
         for p in paths:
@@ -211,14 +221,15 @@ class Bench:
         self.cache.prepare(self.ds["raw"], 64 << 20)  # os.sync() + warm cache, outside the timers
 
     def _spec(self, pass_name: str, kind: str, **extra) -> dict:
-        spec = {"pass": pass_name, "kind": kind, "source": self.ds["source"], "generated": self.ds["generated"]}
+        spec = {"pass": pass_name, "kind": kind, "source": self.ds["source"], "generated": self.ds["generated"],
+                "cpus": 0}
         spec.update(extra)
         return spec
 
-    def unsharded(self, pass_name: str, n_jobs: int, out: Path, analyzer: Path) -> dict:
+    def unsharded(self, pass_name: str, n_jobs: int, out: Path, analyzer: Path, cpus: int = 0) -> dict:
         self._prepare(out)
-        return job(self._spec(pass_name, "unsharded", n_jobs=n_jobs, out=str(out), analyzer=str(analyzer)),
-                   self.workdir)
+        return job(self._spec(pass_name, "unsharded", n_jobs=n_jobs, out=str(out), analyzer=str(analyzer),
+                              cpus=cpus), self.workdir)
 
     def sharded(self, pass_name: str, num_shards: int, concurrency: int, out: Path, analyzer: Path,
                 root: Path) -> dict:
@@ -226,8 +237,9 @@ class Bench:
 
         folders = shard_folders(root, num_shards)
         self._prepare(out, root)
+        cpus = self.node_cpus if concurrency == 1 else 0  # the model's nodes
         specs = [self._spec(pass_name, "shard", n_jobs=1, index=i, num_shards=num_shards, shard_folder=str(f),
-                            analyzer=str(analyzer)) for i, f in enumerate(folders)]
+                            analyzer=str(analyzer), cpus=cpus) for i, f in enumerate(folders)]
         t0 = time.perf_counter()
         if concurrency > 1:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:  # each thread waits on one process
@@ -241,7 +253,7 @@ class Bench:
         # the gather runs alone after the shards: it gets the cores (a rule with threads = --cores)
         gather = job(self._spec(pass_name, "gather", n_jobs=concurrency, num_shards=num_shards,
                                 shard_folders=[str(f) for f in folders], out=str(out), analyzer=str(analyzer),
-                                remove_shards=self.remove_shards), self.workdir)
+                                remove_shards=self.remove_shards, cpus=cpus), self.workdir)
         return {"shards": shards, "gather": gather, "shards_wall_s": shards_wall,
                 "wall_s": shards_wall + gather["wall_s"]}
 
@@ -287,17 +299,18 @@ def report(results: dict, shards: int, cores: int) -> str:
     rows, model_rows, totals = [], [], {"un": 0.0, "sh": 0.0}
     for pass_name, r in results.items():
         one = r["model"].get("unsharded_1core")
-        # the baseline is the faster unsharded job (n_jobs=cores or, when measured, n_jobs=1): on a shared
-        # machine a disturbed unsharded run must not make sharding look cheap
-        baseline = min(r["unsharded"]["wall_s"], one["wall_s"]) if one else r["unsharded"]["wall_s"]
-        ratio = r["sharded"]["wall_s"] / baseline
-        totals["un"] += baseline
-        totals["sh"] += r["sharded"]["wall_s"]
-        rows.append([pass_name, f"{r['unsharded']['wall_s']:.2f}", f"{one['wall_s']:.2f}" if one else "-",
-                     f"{r['sharded']['wall_s']:.2f}", f"{ratio:.2f}",
-                     " ".join(f"{x['wall_s']:.2f}" for x in r["sharded"]["shards"]),
-                     f"{r['sharded']['gather']['wall_s']:.2f}", "yes" if ratio <= TARGET_OVERHEAD else "NO",
-                     r["check"]])
+        if "sharded" in r:  # not with --model-only
+            # the baseline is the faster unsharded job (n_jobs=cores or, when measured, n_jobs=1): on a shared
+            # machine a disturbed unsharded run must not make sharding look cheap
+            baseline = min(r["unsharded"]["wall_s"], one["wall_s"]) if one else r["unsharded"]["wall_s"]
+            ratio = r["sharded"]["wall_s"] / baseline
+            totals["un"] += baseline
+            totals["sh"] += r["sharded"]["wall_s"]
+            rows.append([pass_name, f"{r['unsharded']['wall_s']:.2f}", f"{one['wall_s']:.2f}" if one else "-",
+                         f"{r['sharded']['wall_s']:.2f}", f"{ratio:.2f}",
+                         " ".join(f"{x['wall_s']:.2f}" for x in r["sharded"]["shards"]),
+                         f"{r['sharded']['gather']['wall_s']:.2f}", "yes" if ratio <= TARGET_OVERHEAD else "NO",
+                         r["check"]])
         for n, m in r["model"].items():
             if n == "unsharded_1core":
                 continue
@@ -305,14 +318,17 @@ def report(results: dict, shards: int, cores: int) -> str:
             model_rows.append([pass_name, n, f"{one['wall_s']:.2f}", " ".join(f"{t:.2f}" for t in m["shard_wall_s"]),
                                f"{m['gather_wall_s']:.2f}", f"{wall:.2f}", f"{wall / one['wall_s']:.2f}",
                                f"{m['compute_fraction']:.2f}", f"{1 / int(n):.2f}", f"{one['wall_s'] / wall:.2f}x"])
-    rows.append(["all passes", "", "", f"{totals['sh']:.2f}", f"{totals['sh'] / totals['un']:.2f}", "", "",
-                 "yes" if totals["sh"] / totals["un"] <= TARGET_OVERHEAD else "NO",
-                 f"baseline sum {totals['un']:.2f} s"])
-    text = format_table(
-        f"\nSharding overhead: {shards} shards run {cores} at a time (n_jobs=1 each) + gather (n_jobs={cores}), vs "
-        f"the faster unsharded job (n_jobs={cores} or 1). Wall times of whole jobs (process start-up included), s.",
-        ["pass", f"unsharded n_jobs={cores}", "unsharded n_jobs=1", "sharded", "ratio", "per-shard wall", "gather",
-         f"<= {TARGET_OVERHEAD}x", "check"], rows)
+    text = ""
+    if rows:
+        rows.append(["all passes", "", "", f"{totals['sh']:.2f}", f"{totals['sh'] / totals['un']:.2f}", "", "",
+                     "yes" if totals["sh"] / totals["un"] <= TARGET_OVERHEAD else "NO",
+                     f"baseline sum {totals['un']:.2f} s"])
+        text = format_table(
+            f"\nSharding overhead: {shards} shards run {cores} at a time (n_jobs=1 each) + gather (n_jobs={cores}), "
+            f"vs the faster unsharded job (n_jobs={cores} or 1). Wall times of whole jobs (process start-up "
+            "included), s.",
+            ["pass", f"unsharded n_jobs={cores}", "unsharded n_jobs=1", "sharded", "ratio", "per-shard wall",
+             "gather", f"<= {TARGET_OVERHEAD}x", "check"], rows)
     if model_rows:
         text += "\n" + format_table(
             "\nModel, N shards on N nodes: each shard run alone (n_jobs=1); wall_N = max(shard) + gather, vs the "
@@ -477,6 +493,14 @@ def main(argv=None) -> int:
                         help="gathers keep the shard folders (default: remove_shards=True, the recommended wiring "
                              "with temp() shard outputs)")
     parser.add_argument("--repeats", type=int, default=1, help="best of N for every phase")
+    parser.add_argument("--node-cpus", type=int, default=0,
+                        help="model: pin the 1-core baseline, every shard and the gather to this many CPUs, as a "
+                             "cluster node (or a SLURM job's cgroup) would; 0: not pinned")
+    parser.add_argument("--max-spikes-per-unit", type=int, default=500,
+                        help="random spikes of the analyzer passes (0: every spike, whose work grows with the "
+                             "duration)")
+    parser.add_argument("--model-only", action="store_true",
+                        help="only the N-nodes model (skip the overhead phase, shards run --cores at a time)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="print the tables of several --json runs, keeping each phase's fastest measurement")
     parser.add_argument("--workdir", default=None)
@@ -522,8 +546,8 @@ def main(argv=None) -> int:
         log(f"  sorting: {args.units} units, {ds['num_spikes']} spikes; sparsity up to {ds['max_channels']} channels")
         analyzers = {"un": workdir / "analyzer_un", "sh": workdir / "analyzer_sh"}
         for folder in analyzers.values():
-            make_analyzer(ds, folder)
-        bench = Bench(ds, workdir, args.cores, cache, remove_shards=not args.keep_shards)
+            make_analyzer(ds, folder, args.max_spikes_per_unit or None)
+        bench = Bench(ds, workdir, args.cores, cache, remove_shards=not args.keep_shards, node_cpus=args.node_cpus)
         noop = best(lambda: job({"pass": "-", "kind": "noop", "n_jobs": 1}, workdir), 3)
         log(f"  job floor (python start-up + import sicore, nothing done): {noop['wall_s']:.2f} s")
         for pass_name in args.passes:
@@ -533,17 +557,20 @@ def main(argv=None) -> int:
             if pass_name == "templates":  # from the recording: no waveforms may exist
                 for folder in analyzers.values():
                     si.load_sorting_analyzer(folder, load_extensions=False).delete_extension("waveforms")
-            un = best(lambda: bench.unsharded(pass_name, args.cores, outs["un"], analyzers["un"]), args.repeats)
-            log(f"  unsharded n_jobs={args.cores}: {un['wall_s']:.2f} s (in call {un['in_call_s']:.2f} s)")
-            sh = best(lambda: bench.sharded(pass_name, args.shards, args.cores, outs["sh"], analyzers["sh"],
-                                            workdir / f"shards_{pass_name}"), args.repeats)
-            check = compare(pass_name, outs["un"], outs["sh"], analyzers["un"], analyzers["sh"])
-            ratio = sh["wall_s"] / un["wall_s"]
-            log(f"  {args.shards} shards, {args.cores} at a time: {sh['wall_s']:.2f} s (shards "
-                f"{sh['shards_wall_s']:.2f} s + gather {sh['gather']['wall_s']:.2f} s) -> {ratio:.2f}x; {check}")
-            entry = {"unsharded": un, "sharded": sh, "ratio": ratio, "check": check, "model": {}}
+            entry = {"model": {}}
+            if not args.model_only:
+                un = best(lambda: bench.unsharded(pass_name, args.cores, outs["un"], analyzers["un"]), args.repeats)
+                log(f"  unsharded n_jobs={args.cores}: {un['wall_s']:.2f} s (in call {un['in_call_s']:.2f} s)")
+                sh = best(lambda: bench.sharded(pass_name, args.shards, args.cores, outs["sh"], analyzers["sh"],
+                                                workdir / f"shards_{pass_name}"), args.repeats)
+                check = compare(pass_name, outs["un"], outs["sh"], analyzers["un"], analyzers["sh"])
+                ratio = sh["wall_s"] / un["wall_s"]
+                log(f"  {args.shards} shards, {args.cores} at a time: {sh['wall_s']:.2f} s (shards "
+                    f"{sh['shards_wall_s']:.2f} s + gather {sh['gather']['wall_s']:.2f} s) -> {ratio:.2f}x; {check}")
+                entry.update({"unsharded": un, "sharded": sh, "ratio": ratio, "check": check})
             if args.model_shards:
-                one = best(lambda: bench.unsharded(pass_name, 1, outs["un"], analyzers["un"]), args.repeats)
+                one = best(lambda: bench.unsharded(pass_name, 1, outs["un"], analyzers["un"], cpus=args.node_cpus),
+                           args.repeats)
                 log(f"  model baseline: unsharded n_jobs=1: {one['wall_s']:.2f} s")
                 entry["model"]["unsharded_1core"] = one
                 for n in args.model_shards:
@@ -560,6 +587,9 @@ def main(argv=None) -> int:
                         f"1 core (ideal {1 / n:.2f})")
                     entry["model"][str(n)]["compute_fraction"] = \
                         max(s["in_call_s"] for s in m["shards"]) / one["in_call_s"]
+                    if args.model_only and n == args.model_shards[-1]:
+                        entry["check"] = compare(pass_name, outs["un"], outs["sh"], analyzers["un"], analyzers["sh"])
+                        log(f"  model N={n} output against the unsharded one: {entry['check']}")
             results[pass_name] = entry
             for path in [workdir / f"shards_{pass_name}", workdir / f"model_{pass_name}", *outs.values()]:
                 shutil.rmtree(path, ignore_errors=True)
