@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -136,15 +137,18 @@ class BinaryRecordingSegment(BaseRecordingSegment):
         self.time_axis = time_axis
         self.file_offset = file_offset
         self._num_samples = _num_samples_of_file(self.file_path, num_channels, self.dtype, file_offset)
-        self._file = None
+        self._fd = None
 
     def get_num_samples(self) -> int:
         return self._num_samples
 
     def _fileno(self) -> int:
-        if self._file is None:
-            self._file = open(self.file_path, "rb", buffering=0)
-        return self._file.fileno()
+        if self._fd is None:
+            # a plain descriptor, closed when the segment is freed (no file object left to the garbage
+            # collector's ResourceWarning); pread and mmap need no file position, so forked workers share it
+            self._fd = os.open(self.file_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
 
     def _read_bytes(self, byte_start: int, num_bytes: int, shape: tuple) -> np.ndarray:
         """``num_bytes`` from ``byte_start`` as an array of ``shape`` (mapped when large, else read)."""
@@ -189,7 +193,7 @@ class BinaryRecordingSegment(BaseRecordingSegment):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_file"] = None
+        state["_fd"] = None
         return state
 
 
