@@ -314,6 +314,12 @@ def gather_analyzer_pass(pass_name: str, analyzer, shard_folders, num_shards: in
     runtime = shard_runtime([marker for _, marker in shards]) + time.perf_counter() - t0
     extension.run_info = {"run_completed": True, "runtime_s": runtime}
     _store_extension(analyzer, extension)
+    if pass_name == "waveforms" and analyzer.format == "binary_folder":
+        from .io.safe_files import load_npy
+
+        # the saved file, memory-mapped as a loaded extension's data is (the shards may go next)
+        extension.data = {"waveforms": load_npy(Path(analyzer.folder) / "extensions" / "waveforms" / "waveforms.npy",
+                                                mmap_mode="r")}
     if remove_shards:
         discard_shards(shards)
     return extension
@@ -368,6 +374,10 @@ def _gather_waveforms(analyzer, extension, plan, shards) -> dict:
                              f"{part.shape} and dtype {part.dtype}, expected {stop - first} spikes of "
                              f"{extension.params['dtype']}; rerun this shard's job")
         parts.append(part)
+    if analyzer.format == "binary_folder":
+        from .analyzer.storage import StackedArrays
+
+        return {"waveforms": StackedArrays(parts)}  # streamed from the shard files into waveforms.npy
     return {"waveforms": np.concatenate(parts, axis=0)}
 
 

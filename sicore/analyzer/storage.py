@@ -237,8 +237,54 @@ class BinaryFolderStorage:
         return ExtensionParts(params, data, run_info)
 
 
+class StackedArrays:
+    """An array given as its parts along axis 0, saved part by part: a gather of shards writes the
+    extension's ``.npy`` file without first building the whole array in memory (the same bytes as
+    ``np.save`` of the concatenation).
+
+    Parameters
+    ----------
+    parts : list of numpy.ndarray
+        Arrays of one dtype and the same shape after axis 0 (memory-mapped shard files, typically).
+    """
+
+    _BLOCK_BYTES = 32 << 20
+
+    def __init__(self, parts: list):
+        if not parts:
+            raise ValueError("parts: at least one array is needed")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.dtype != first.dtype or part.shape[1:] != first.shape[1:]:
+                raise ValueError(f"parts: {part.dtype} {part.shape} does not stack on {first.dtype} {first.shape}")
+        self.parts = list(parts)
+        self.dtype = first.dtype
+        self.shape = (sum(part.shape[0] for part in parts),) + tuple(first.shape[1:])
+
+    def __array__(self, dtype=None, copy=None):
+        stacked = np.concatenate(self.parts, axis=0)
+        return stacked if dtype is None else stacked.astype(dtype, copy=False)
+
+    def write_npy(self, path: Path) -> None:
+        """Write the stacked array as ``path`` (an ``.npy`` file, format 1.0 as ``np.save`` writes it)."""
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.flush()
+            raw = f.raw
+            for part in self.parts:
+                rows = max(1, self._BLOCK_BYTES // max(1, part[:1].nbytes))
+                for start in range(0, part.shape[0], rows):
+                    block = np.ascontiguousarray(part[start:start + rows])
+                    view = memoryview(block).cast("B")
+                    while view.nbytes:  # raw writes may be partial
+                        view = view[raw.write(view):]
+
+
 def _save_data_item(folder: Path, key: str, value, extension_name: str) -> None:
-    if isinstance(value, np.ndarray):
+    if isinstance(value, StackedArrays):
+        value.write_npy(folder / f"{key}.npy")
+    elif isinstance(value, np.ndarray):
         if value.dtype.kind == "O":
             raise TypeError(f"extension {extension_name!r}: data {key!r} holds Python objects; sicore never pickles")
         np.save(folder / f"{key}.npy", value, allow_pickle=False)

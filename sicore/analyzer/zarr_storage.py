@@ -32,6 +32,7 @@ from .storage import (
     Deferred,
     ExtensionParts,
     IncompleteExtensionError,
+    StackedArrays,
     delete_extension_folder,
     extension_json_params,
     load_recording_provenance,
@@ -182,8 +183,8 @@ class ZarrStorage:
             group = _open(tmp, "w")
             group.attrs.update({"info": extension.info(), "params": params})
             for key, value in extension.data.items():
-                if isinstance(value, np.ndarray):
-                    _write_array(group, key, value)
+                if isinstance(value, (np.ndarray, StackedArrays)):
+                    _write_array(group, key, np.asarray(value))
                 elif isinstance(value, (dict, list)):
                     write_json_object_array(tmp / key, value)
                     (tmp / key / ".zattrs").write_text(json.dumps({"dict": True}))
