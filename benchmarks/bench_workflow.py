@@ -18,7 +18,9 @@ What is measured
    peak_sign both), compute random_spikes, waveforms, templates (average, std), noise_levels; n_jobs=2,
    chunk 1 s). SpikeInterface makes no report (the workflow's report job is included in its time).
    Both times are wall clock of the whole subprocess (Python start and imports included); the source
-   file is read once before each run (warm page cache) and the disk synced.
+   file is read once before each run (warm page cache) and the disk synced, and each run starts
+   ``common.SETTLE_S`` after the previous run's outputs were deleted (``common.settle_memory``: on
+   this VM a write soon after a big free is twice as fast, which favoured whichever run wrote first).
 2. Per-job overhead: the workflow on one tiny generated session with ``--cores 1`` (jobs one after
    the other): wall time against the sum of the rules' own times (the ``benchmark:`` TSVs, which
    include each job's Python start and ``import sicore``), and the time of ``python -c pass``,
@@ -59,6 +61,7 @@ from common import (  # noqa: E402
     ratio,
     read_once,
     resolve_si_python,
+    settle_memory,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,6 +189,7 @@ def end_to_end(workdir: Path, quick: bool, si_python: str | None, log, repeats: 
         shutil.rmtree(run, ignore_errors=True)
         write_config(run, {"B": {"recording": recording, "sorting": {"type": "npz", "file_path": str(npz)}}})
         os.sync()
+        settle_memory()
         read_once(ds["path"], 1 << 24)
         wall = snakemake(run)
         rules = rule_times(run)
@@ -215,6 +219,7 @@ def _si_script(workdir: Path, ds: dict, npz: Path, channels: int, si_python: str
     spec = {"path": ds["path"], "probe": ds["probe"], "sorting": str(npz), "fs": FS, "channels": channels,
             "gain": GAIN_TO_UV, "n_jobs": CORES, "out": str(out)}
     os.sync()
+    settle_memory()
     read_once(ds["path"], 1 << 24)
     t0 = time.perf_counter()
     proc = subprocess.run([si_python, "-c", SI_SCRIPT, json.dumps(spec)], capture_output=True, text=True, cwd=out)
