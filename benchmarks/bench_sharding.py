@@ -57,6 +57,7 @@ sys.path.insert(0, str(HERE))
 from common import (  # noqa: E402
     FS,
     GAIN_TO_UV,
+    SETTLE_S,
     Cache,
     format_table,
     json_default,
@@ -536,7 +537,7 @@ def main(argv=None) -> int:
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
         return 0
-    cache = Cache(args.cache)
+    cache = Cache(args.cache, settle_s=0.0 if args.quick else SETTLE_S)
     import sicore as si
     results = {}
     try:

@@ -55,6 +55,7 @@ from common import (  # noqa: E402
     DEFAULT_SI_PYTHON,
     FS,
     GAIN_TO_UV,
+    SETTLE_S,
     format_table,
     json_default,
     machine_load,
@@ -189,7 +190,7 @@ def end_to_end(workdir: Path, quick: bool, si_python: str | None, log, repeats: 
         shutil.rmtree(run, ignore_errors=True)
         write_config(run, {"B": {"recording": recording, "sorting": {"type": "npz", "file_path": str(npz)}}})
         os.sync()
-        settle_memory()
+        settle_memory(0.0 if quick else SETTLE_S)
         read_once(ds["path"], 1 << 24)
         wall = snakemake(run)
         rules = rule_times(run)

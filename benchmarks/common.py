@@ -179,7 +179,8 @@ class Cache:
     source file once so every pass starts from memory; ``auto`` is cold when dropping works, else warm.
     """
 
-    def __init__(self, mode: str = "auto"):
+    def __init__(self, mode: str = "auto", settle_s: float = SETTLE_S):
+        self.settle_s = settle_s  # 0 for smoke runs (--quick), whose figures mean nothing
         self.can_drop = self._try_drop()
         if mode == "auto":
             mode = "cold" if self.can_drop else "warm"
@@ -199,7 +200,7 @@ class Cache:
 
     def prepare(self, source: str, chunk_bytes: int) -> None:
         os.sync()  # write back the previous pass's outputs outside any timer
-        settle_memory()
+        settle_memory(self.settle_s)
         if self.mode == "cold":
             self._try_drop()
         else:

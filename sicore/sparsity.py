@@ -1030,8 +1030,11 @@ class _SharedAccumulators:
     A worker claims a free slot the first time it needs one (``O_EXCL`` creation of a claim file, atomic
     across processes) and adds all its slices into that slot's accumulators; the caller sums the slots at
     the end. Only the small ``handle`` (folder, shape, dtypes, number of slots) is sent to the workers. The
-    folder is in /dev/shm when there is one (memory, not disk) and is removed on exit.
+    folder is in /dev/shm when there is one (memory, not disk) and is removed on exit; its name holds the
+    owner's pid, so folders of killed owners (SIGKILL skips the exit) are removed by the next pass.
     """
+
+    PREFIX = "sicore_acc_"
 
     def __init__(self, num_slots: int, shape: tuple, dtypes) -> None:
         self.num_slots, self.shape = int(num_slots), tuple(shape)
@@ -1039,8 +1042,9 @@ class _SharedAccumulators:
         self.folder = None
 
     def __enter__(self) -> "_SharedAccumulators":
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        self.folder = tempfile.mkdtemp(prefix="sicore_acc_", dir=base)
+        base = _accumulator_base()
+        _remove_orphans(base, self.PREFIX)
+        self.folder = tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}_", dir=base)
         for i, dtype in enumerate(self.dtypes):
             slot_bytes = int(np.prod(self.shape)) * dtype.itemsize
             with open(os.path.join(self.folder, f"slots_{i}.bin"), "wb") as f:
@@ -1064,6 +1068,31 @@ class _SharedAccumulators:
             totals.append(total)
             del slots
         return tuple(totals)
+
+
+def _accumulator_base() -> str:
+    """Where accumulators live: /dev/shm (memory) when writable, else the temporary directory."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _remove_orphans(base: str, prefix: str) -> None:
+    """Remove this user's ``<prefix><pid>_*`` folders in ``base`` whose owner process no longer exists."""
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return
+    for entry in entries:
+        pid_text = entry.name[len(prefix):].split("_", 1)[0] if entry.name.startswith(prefix) else ""
+        if not pid_text.isdigit():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or not entry.is_dir(follow_symlinks=False):
+                continue
+            os.kill(int(pid_text), 0)  # the owner is alive (or is someone else's process): keep it
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _open_slots(handle: tuple) -> list[np.memmap]:

@@ -615,3 +615,30 @@ def test_estimate_shared_accumulators_cleaned_up(int_data, monkeypatch, tmp_path
     parallel, _, _ = _estimate_templates_for_sparsity(sorting, recording, n_jobs=3, chunk_size=3001, **NO_PROGRESS)
     np.testing.assert_array_equal(parallel, reference)
     assert len(made) == 1 and not (tmp_path / made[0]).exists()
+
+
+def test_accumulator_folders_of_killed_owners_are_removed(tmp_path, monkeypatch):
+    """A pass killed with SIGKILL leaves its accumulator folder; the next pass removes it, never a live one's."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sicore import sparsity
+
+    monkeypatch.setattr(sparsity, "_accumulator_base", lambda: str(tmp_path))
+    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(killed.stdout)  # that process has ended
+    orphan = tmp_path / f"sicore_acc_{dead_pid}_x1"
+    orphan.mkdir()
+    (orphan / "slots_0.bin").write_bytes(b"\0" * 16)
+    alive = tmp_path / f"sicore_acc_{os.getpid()}_x2"
+    alive.mkdir()
+    unrelated = tmp_path / "sicore_acc_notapid"
+    unrelated.mkdir()
+    with sparsity._SharedAccumulators(2, (3,), [np.int64]) as accumulators:
+        assert Path(accumulators.folder).parent == tmp_path
+        assert Path(accumulators.folder).name.startswith(f"sicore_acc_{os.getpid()}_")
+        assert not orphan.exists() and alive.is_dir() and unrelated.is_dir()
+        np.testing.assert_array_equal(accumulators.total()[0], np.zeros(3, dtype=np.int64))
+    assert not Path(accumulators.folder).exists()
