@@ -24,7 +24,7 @@ def runtime_of(operation):
 # estimate_sparsity, waveforms beside noise_levels). On a machine with few local cores such a job
 # would otherwise take every core and leave its sibling waiting, a chain of short jobs each paying
 # its start-up in turn; it leaves the sibling one core instead. On a cluster (and inside a cluster
-# job) every job has its own node, so the rule's full request stands.
+# job) every job gets its own allocation, so the rule's full request stands.
 LOCAL_CORES = workflow.resource_settings.cores if workflow.local_exec and not workflow.remote_exec else None
 
 
