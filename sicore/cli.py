@@ -271,8 +271,10 @@ def cmd_create_analyzer(args) -> None:
             raise UserError(f"--sparsity: {args.sparsity} is not a sparsity file ({err})") from None
     elif sparsity_options:
         kwargs["sparsity_kwargs"] = sparsity_options
-    if args.main_channels:
-        kwargs["main_channel_indices"] = _main_channel_indices(args.main_channels, sorting, recording)
+    main_channel_ids = _main_channel_ids(args.main_channels, sorting) if args.main_channels else None
+    if main_channel_ids is not None:
+        # the sorting property create_sorting_analyzer stores as the units' main channels
+        sorting.set_property("main_channel_id", main_channel_ids)
     analyzer = create_sorting_analyzer(sorting, recording, format=fmt, folder=args.output,
                                        return_scaled=args.return_scaled, overwrite=args.overwrite,
                                        **kwargs, **_job_kwargs(args))
@@ -281,24 +283,18 @@ def cmd_create_analyzer(args) -> None:
          f"channels at {args.output} in {_timed(start)}")
 
 
-def _main_channel_indices(path: str, sorting, recording) -> "np.ndarray | None":
-    """The channel indices of a ``--main-channels`` file; None when the file has none (estimated then)."""
-    import numpy as np
-
+def _main_channel_ids(path: str, sorting) -> list | None:
+    """The main channel ids of a ``--main-channels`` file, in the sorting's unit order; None when the file
+    has none (create_sorting_analyzer then estimates them)."""
     from .io.safe_files import read_json
 
     data = read_json(_existing(path, "--main-channels"))
     if not isinstance(data, dict) or "unit_ids" not in data or "main_channel_ids" not in data:
         raise UserError(f"--main-channels: {path} is not a main channels file (keys unit_ids, main_channel_ids)")
-    if data["main_channel_ids"] is None:
-        return None
-    if [str(u) for u in data["unit_ids"]] != [str(u) for u in sorting.unit_ids]:
+    if data["main_channel_ids"] is not None and \
+            [str(u) for u in data["unit_ids"]] != [str(u) for u in sorting.unit_ids]:
         raise UserError(f"--main-channels: the units of {path} are not the sorting's")
-    lookup = {str(c): i for i, c in enumerate(recording.channel_ids)}
-    try:
-        return np.array([lookup[str(c)] for c in data["main_channel_ids"]], dtype=np.int64)
-    except KeyError as err:
-        raise UserError(f"--main-channels: {err.args[0]!r} in {path} is not a channel of the recording") from None
+    return data["main_channel_ids"]
 
 
 def cmd_compute(args) -> None:

@@ -464,7 +464,8 @@ def _run_side_by_side(here, there) -> tuple:
         return here(), there()
     import matplotlib.backends.backend_agg  # noqa: F401  imported once, before the fork, for both
 
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
 
     def child():
         try:
@@ -472,7 +473,7 @@ def _run_side_by_side(here, there) -> tuple:
         except BaseException:  # noqa: BLE001  reported to the parent, which raises it
             sender.send(("error", traceback.format_exc()))
 
-    process = multiprocessing.get_context("fork").Process(target=child, daemon=True)
+    process = context.Process(target=child, daemon=True)
     process.start()
     sender.close()
     try:

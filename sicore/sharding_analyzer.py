@@ -315,11 +315,8 @@ def gather_analyzer_pass(pass_name: str, analyzer, shard_folders, num_shards: in
     extension.run_info = {"run_completed": True, "runtime_s": runtime}
     _store_extension(analyzer, extension)
     if pass_name == "waveforms" and analyzer.format == "binary_folder":
-        from .io.safe_files import load_npy
-
         # the saved file, memory-mapped as a loaded extension's data is (the shards may go next)
-        extension.data = {"waveforms": load_npy(Path(analyzer.folder) / "extensions" / "waveforms" / "waveforms.npy",
-                                                mmap_mode="r")}
+        extension.data = analyzer._storage.load_extension("waveforms").data
     if remove_shards:
         discard_shards(shards)
     return extension
