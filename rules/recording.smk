@@ -28,7 +28,8 @@ rule save_recording:
 
 
 # Sharded (config `sharding`): each shard job writes its time range's pieces into its own folder; the
-# gather checks them all and writes the same folder as save_recording, byte for byte.
+# gather checks them all and writes the same folder as save_recording, byte for byte (binary_layout:
+# single_file), or moves the pieces into it, joined by its si_folder.json (binary_layout: pieces).
 rule shard_save_recording:
     input:
         lambda wildcards: S(wildcards).recording_inputs(),
@@ -37,6 +38,7 @@ rule shard_save_recording:
     params:
         source=lambda wildcards: S(wildcards).recording_json(),
         options=params_of("save_recording"),
+        binary_layout=lambda wildcards: S(wildcards).binary_layout,
         sicore=SICORE_VERSION,
     wildcard_constraints:
         session=sessions_matching("save_recording", sharded=True),
@@ -53,6 +55,7 @@ rule shard_save_recording:
     shell:
         "sicore shard save-recording --recording {params.source:q} --params {params.options:q}"
         " --shard {wildcards.shard} --num-shards {wildcards.num_shards} --shard-folder {output:q}"
+        " --binary-layout {params.binary_layout}"
         " {JOB_OPTIONS} --n-jobs {threads} > {log:q} 2>&1"
 
 
@@ -65,6 +68,7 @@ rule gather_save_recording:
     params:
         source=lambda wildcards: S(wildcards).recording_json(),
         options=params_of("save_recording"),
+        binary_layout=lambda wildcards: S(wildcards).binary_layout,
         sicore=SICORE_VERSION,
         num_shards=num_shards_of("save_recording"),
     wildcard_constraints:
@@ -83,6 +87,7 @@ rule gather_save_recording:
         # --remove-shards: the shards are temp() outputs, consumed here (a failed gather reruns them)
         "sicore gather save-recording --recording {params.source:q} --params {params.options:q}"
         " --num-shards {params.num_shards} --shard-folders {input.shards:q} --folder {output:q} --overwrite"
+        " --binary-layout {params.binary_layout}"
         " --remove-shards {JOB_OPTIONS} --n-jobs {threads} > {log:q} 2>&1"
 
 

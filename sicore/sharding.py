@@ -208,7 +208,8 @@ def _run_save(args: argparse.Namespace, gather: bool) -> int:
     from .sharding_recording import gather_save_recording, shard_save_recording
 
     common = {"recording": args.recording, "num_shards": args.num_shards,
-              "shard_duration": _shard_duration(args.shard_duration), **_save_options(args), **_job_kwargs(args)}
+              "shard_duration": _shard_duration(args.shard_duration), "binary_layout": args.binary_layout,
+              **_save_options(args), **_job_kwargs(args)}
     if gather:
         gather_save_recording(shard_folders=args.shard_folders, folder=args.folder, overwrite=args.overwrite,
                               remove_shards=args.remove_shards, **common)
@@ -270,6 +271,9 @@ def add_shard_commands(subparsers) -> tuple[argparse.ArgumentParser, argparse.Ar
         save.add_argument("--format", choices=["binary", "zarr"], default=None, help="default: binary")
         save.add_argument("--dtype", default=None, help="dtype on disk (default: the recording's)")
         save.add_argument("--channel-chunk-size", type=int, default=None, help="zarr: channels per chunk")
+        save.add_argument("--binary-layout", choices=["single_file", "pieces"], default="single_file",
+                          help="binary: one raw file per segment, as an unsharded save (default); or the shards' "
+                               "pieces kept and joined, so the gather copies nothing (shard and gather must agree)")
         save.add_argument("--params", default=None,
                           help="save-recording parameters as JSON text or @file.json: format, dtype, and for zarr "
                                "compressor, compression_level, shuffle, channel_chunk_size (named options win)")

@@ -1,6 +1,6 @@
 """Sharded ``save_recording``: each shard writes its own pieces, the gather assembles the saved folder.
 
-binary
+binary, ``binary_layout="single_file"`` (the default: the folder ``save(format="binary")`` writes)
     Shard ``k`` writes ``traces_seg{i}.raw`` (and ``times_seg{i}.raw``) holding only its frames of each
     segment it touches, in its own shard folder. When the source is a plain binary file already in the
     output's layout, the save is a byte copy with nothing to compute: the shards only check the source and
@@ -11,6 +11,15 @@ binary
     each file's first piece is renamed into place instead of copied), and writes the
     metadata files with the code ``write_binary_folder`` uses. Casting is element-wise, so the raw files
     are byte-identical to an unsharded save, and so is every other file.
+
+binary, ``binary_layout="pieces"`` (no copy: the save's wall time falls as 1/N on N nodes)
+    The shards write their pieces as above (a plain copy included: each shard copies its own range). The
+    gather moves (or hard-links, or else copies) each piece into ``pieces/seg{i}_shard{k}/`` of the final
+    folder, as a complete one-segment binary folder, and writes an ``si_folder.json`` that joins them:
+    SpikeInterface's ``ConcatenateSegmentRecording`` per segment (``AppendSegmentRecording`` of those
+    for several segments). sicore and SpikeInterface 0.105.3 load the folder as the same recording, with
+    the same traces bit for bit, channels, properties and probe. SpikeInterface's concatenation carries
+    no times, so a source with a time vector or a non-zero start time is saved as ``single_file``.
 
 zarr
     Shard ``k`` writes a private zarr store whose arrays have the final store's shape, chunking and
@@ -44,6 +53,11 @@ from .sharding_plan import (
 )
 
 _FORMATS = ("binary", "binary_folder", "zarr")
+_BINARY_LAYOUTS = ("single_file", "pieces")
+# SpikeInterface class names of the pieces layout's si_folder.json (sicore registers the same names)
+_SI_CONCATENATE_CLASS = "spikeinterface.core.segmentutils.ConcatenateSegmentRecording"
+_SI_APPEND_CLASS = "spikeinterface.core.segmentutils.AppendSegmentRecording"
+_PIECES_FOLDER = "pieces"
 _hard_link = os.link  # module attributes, so tests can emulate file systems without hard links / renames
 _move = os.rename
 
@@ -82,12 +96,34 @@ def _source_fingerprint(recording) -> dict:
     }
 
 
-def _save_params(recording, format: str, dtype, zarr_options: dict) -> tuple[dict, dict | None]:
+def _check_binary_layout(binary_layout: str, format: str) -> str:
+    if binary_layout not in _BINARY_LAYOUTS:
+        raise ValueError(f"binary_layout must be one of {list(_BINARY_LAYOUTS)}, got {binary_layout!r}")
+    return binary_layout if format == "binary" else "single_file"
+
+
+def pieces_layout_possible(recording) -> bool:
+    """True when the pieces layout can hold ``recording``: every segment has samples, no time vector and
+    starts at time 0 (SpikeInterface's concatenation, which joins the pieces, carries no times)."""
+    return all(recording.get_num_samples(i) > 0 and not recording.has_time_vector(i)
+               and recording.get_start_time(i) == 0.0 for i in range(recording.get_num_segments()))
+
+
+def _save_params(recording, format: str, dtype, zarr_options: dict,
+                 binary_layout: str = "single_file") -> tuple[dict, dict | None]:
     """(JSON params that shards and gather must agree on, zarr array layout or None)."""
     dtype = np.dtype(recording.get_dtype() if dtype is None else dtype)
     params = {"format": format, "dtype": dtype.str}
     layout = None
-    if format == "binary" and _deferred_copy_sources(recording, dtype) is not None:
+    if binary_layout == "pieces" and not pieces_layout_possible(recording):
+        import warnings
+
+        warnings.warn("binary_layout='pieces' needs segments that start at time 0 without time vectors "
+                      "(SpikeInterface's concatenation keeps no times): saving as 'single_file'")
+        binary_layout = "single_file"
+    if binary_layout == "pieces":
+        params["binary_layout"] = "pieces"  # each shard copies its own range, even a plain byte copy
+    elif format == "binary" and _deferred_copy_sources(recording, dtype) is not None:
         # shards and gather must agree that the shards write nothing (see _deferred_copy_sources)
         params["deferred_copy"] = True
     if format == "zarr":
@@ -151,7 +187,8 @@ def _executor(recording, func, init_func, init_args, job_kwargs: dict, chunk_siz
 
 # ------------------------------------------------------------------------------------------ shard
 def shard_save_recording(recording, shard_folder, shard_index: int, num_shards: int | None = None,
-                         shard_duration=None, format: str = "binary", dtype=None, **kwargs) -> Path:
+                         shard_duration=None, format: str = "binary", dtype=None, binary_layout: str = "single_file",
+                         **kwargs) -> Path:
     """Write shard ``shard_index`` of a sharded ``save_recording`` into ``shard_folder`` (atomically).
 
     Parameters
@@ -171,6 +208,8 @@ def shard_save_recording(recording, shard_folder, shard_index: int, num_shards: 
         Format of the final folder.
     dtype : numpy dtype or None, default: None
         Dtype on disk (default: the recording's).
+    binary_layout : "single_file" | "pieces", default: "single_file"
+        Layout of a binary save (see the module's docstring); the gather's must be the same.
     **kwargs
         zarr options of ``save(format="zarr")`` (``compressor``, ``filters``, ``compressor_by_dataset``,
         ``filters_by_dataset``, ``channel_chunk_size``) and job kwargs (``n_jobs``, ``chunk_duration``...). The
@@ -183,12 +222,13 @@ def shard_save_recording(recording, shard_folder, shard_index: int, num_shards: 
     """
     recording = _as_recording(recording)
     format = _check_format(format)
+    binary_layout = _check_binary_layout(binary_layout, format)
     zarr_options, job_kwargs = _split_save_kwargs(dict(kwargs), format)
     from .io.chunking import resolve_chunk_size
 
     chunk_size = resolve_chunk_size(recording, job_kwargs)
     shard = get_shard(recording, shard_index, num_shards, shard_duration, chunk_size=chunk_size)
-    params, layout = _save_params(recording, format, dtype, zarr_options)
+    params, layout = _save_params(recording, format, dtype, zarr_options, binary_layout)
     marker = make_marker("save_recording", shard, chunk_size, params, _source_fingerprint(recording))
     target_dtype = np.dtype(params["dtype"])
     slices = shard.chunk_slices(chunk_size)
@@ -269,10 +309,11 @@ def _write_zarr_shard(recording, folder: Path, dtype: np.dtype, slices, job_kwar
 # ------------------------------------------------------------------------------------------ gather
 def gather_save_recording(recording, shard_folders, folder, num_shards: int | None = None, shard_duration=None,
                           format: str = "binary", dtype=None, overwrite: bool = False, remove_shards: bool = False,
-                          **kwargs):
+                          binary_layout: str = "single_file", **kwargs):
     """Assemble the saved recording from the shards of a sharded ``save_recording``.
 
-    The result is the folder ``save(format=...)`` writes, file for file and byte for byte.
+    The result is the folder ``save(format=...)`` writes, file for file and byte for byte; with
+    ``binary_layout="pieces"``, a folder of the shards' pieces that loads as the same recording.
 
     Parameters
     ----------
@@ -296,13 +337,16 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
         yet written back never reach the disk and the disk holds at most one piece beyond the final
         folder. Use it only when the shard folders are temporary outputs (Snakemake ``temp()``): a
         failed gather then needs its shards recomputed (Snakemake does so, their outputs being missing).
+    binary_layout : "single_file" | "pieces", default: "single_file"
+        As given to the shards. "pieces" moves (``remove_shards``) or hard-links the pieces into the
+        final folder instead of copying them into one file per segment.
     **kwargs
         zarr options and chunking job kwargs, as given to the shards.
 
     Returns
     -------
-    BinaryFolderRecording or ZarrRecordingExtractor
-        The saved recording.
+    BinaryFolderRecording or ZarrRecordingExtractor or ConcatenateSegmentRecording or AppendSegmentRecording
+        The saved recording (the last two for the pieces layout).
 
     Raises
     ------
@@ -311,6 +355,7 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
     """
     recording = _as_recording(recording)
     format = _check_format(format)
+    binary_layout = _check_binary_layout(binary_layout, format)
     zarr_options, job_kwargs = _split_save_kwargs(dict(kwargs), format)
     from .io.atomic import atomic_folder, check_target_folder
     from .io.chunking import resolve_chunk_size
@@ -318,7 +363,7 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
 
     chunk_size = resolve_chunk_size(recording, job_kwargs)
     plan = plan_shards(recording, num_shards=num_shards, shard_duration=shard_duration, chunk_size=chunk_size)
-    params, layout = _save_params(recording, format, dtype, zarr_options)
+    params, layout = _save_params(recording, format, dtype, zarr_options, binary_layout)
     shards = check_shards("save_recording", shard_folders, plan, chunk_size, params, _source_fingerprint(recording))
     target_dtype = np.dtype(params["dtype"])
     if format == "zarr":
@@ -332,8 +377,10 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
         shards = take_shards(shards)
     try:
         with atomic_folder(final, overwrite) as tmp:
-            if format == "binary":
-                from .io.binary_folder import BinaryFolderRecording, write_binary_folder_metadata
+            if params.get("binary_layout") == "pieces":
+                _place_binary_pieces(recording, plan, shards, tmp, target_dtype, metadata, move=remove_shards)
+            elif format == "binary":
+                from .io.binary_folder import write_binary_folder_metadata
 
                 from .job import fix_job_kwargs
 
@@ -348,7 +395,13 @@ def gather_save_recording(recording, shard_folders, folder, num_shards: int | No
     finally:
         if remove_shards:
             discard_shards(shards)
+    if params.get("binary_layout") == "pieces":
+        from .io.loading import load_extractor
+
+        return load_extractor(final)
     if format == "binary":
+        from .io.binary_folder import BinaryFolderRecording
+
         return BinaryFolderRecording(final)
     from .io.zarr_recording import ZarrRecordingExtractor
 
@@ -432,6 +485,74 @@ def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, 
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _checked_pieces(recording, plan, shards, dtype: np.dtype) -> list[list[tuple[int, Path, int, int]]]:
+    """Per segment, its pieces ``(shard index, raw file, start, end)`` in time order, every size checked."""
+    from .sharding_plan import ShardError
+
+    frame_bytes = recording.get_num_channels() * dtype.itemsize
+    pieces = [[] for _ in range(recording.get_num_segments())]
+    for shard, (shard_folder, _) in zip(plan, shards):
+        for segment_index, start, end in shard.ranges:
+            piece = shard_folder / f"traces_seg{segment_index}.raw"
+            expected = (end - start) * frame_bytes
+            size = piece.stat().st_size if piece.is_file() else None
+            if size != expected:
+                raise ShardError(f"shard {shard.index} of {shard.num_shards} ({shard_folder}): {piece.name} "
+                                 f"has {size} bytes, expected {expected}; rerun this shard's job")
+            pieces[segment_index].append((shard.index, piece, start, end))
+    return pieces
+
+
+def _place_binary_pieces(recording, plan, shards, folder: Path, dtype: np.dtype, metadata, move: bool) -> None:
+    """The pieces layout: each piece a one-segment binary folder under ``pieces/``, joined by si_folder.json."""
+    import dataclasses
+
+    from .io.binary_folder import SI_BINARY_FOLDER_CLASS, binary_file_names, write_binary_folder_metadata
+    from .io.safe_files import write_json
+    from .segments import select_segment_recording
+
+    pieces = _checked_pieces(recording, plan, shards, dtype)
+    # each piece carries the channels' metadata (the joined recording takes it from its first piece);
+    # the source's provenance is written once, at the top
+    piece_metadata = dataclasses.replace(metadata, provenance=None)
+    (folder / _PIECES_FOLDER).mkdir()
+    segment_dicts = []
+    for segment_index, segment_pieces in enumerate(pieces):
+        segment = select_segment_recording(recording, segment_index)
+        piece_dicts = []
+        for shard_index, raw, start, end in segment_pieces:
+            name = f"seg{segment_index}_shard{shard_index:03d}"
+            piece_folder = folder / _PIECES_FOLDER / name
+            piece_folder.mkdir()
+            piece_recording = segment.frame_slice(start, end)
+            target = piece_folder / binary_file_names(piece_recording)[0][0]
+            if not (move and _rename(raw, target)):
+                _link_or_copy(raw, target)
+            write_binary_folder_metadata(piece_folder, piece_recording, dtype, piece_metadata)
+            piece_dicts.append(_si_dict(SI_BINARY_FOLDER_CLASS, {"folder_path": f"{_PIECES_FOLDER}/{name}"}))
+        if len(piece_dicts) == 1:
+            segment_dicts.append(piece_dicts[0])
+        else:
+            segment_dicts.append(_si_dict(_SI_CONCATENATE_CLASS, {
+                "recording_list": piece_dicts, "ignore_times": True, "sampling_frequency_max_diff": 0}))
+    if len(segment_dicts) == 1:
+        joined = segment_dicts[0]
+    else:
+        joined = _si_dict(_SI_APPEND_CLASS, {"recording_list": segment_dicts, "sampling_frequency_max_diff": 0})
+    # the loaded recording takes its annotations, properties and probe from its first piece
+    if metadata.provenance is not None:
+        write_json(folder / "provenance.json", metadata.provenance)
+    write_json(folder / "si_folder.json", joined)  # last: the file load() dispatches on
+
+
+def _si_dict(si_class: str, kwargs: dict) -> dict:
+    """A nested SpikeInterface extractor dict (paths relative to the top folder)."""
+    from .io.folder_metadata import SI_LAYOUT_VERSION
+
+    return {"class": si_class, "module": "spikeinterface", "version": SI_LAYOUT_VERSION, "kwargs": kwargs,
+            "annotations": {}, "properties": {}, "relative_paths": True}
 
 
 def _rename(piece: Path, target: Path) -> bool:

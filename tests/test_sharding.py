@@ -41,18 +41,27 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------------------------------ data
-@pytest.fixture(scope="module")
-def source_folder(tmp_path_factory):
-    """A saved binary recording (2 segments, 6 channels, gains, probe, time vector on segment 1)."""
+def make_source(folder: Path, name: str, with_times: bool) -> list[np.ndarray]:
+    """Save a 2-segment, 6-channel int16 recording (gains, offsets, probe) in ``folder``; its traces."""
     rng = np.random.default_rng(0)
     traces = [rng.integers(-300, 300, size=(n, 6)).astype("int16") for n in LENGTHS]
     rec = si.NumpyRecording(traces, FS, channel_ids=[f"c{i}" for i in range(6)])
     rec.set_channel_gains(np.array([0.195, 0.3, 0.7, 1.1, 0.45, 2.5]))
     rec.set_channel_offsets(np.arange(6, dtype=float) - 2.0)
     rec.set_dummy_probe_from_locations(np.stack([np.zeros(6), 25.0 * np.arange(6)], axis=1))
-    rec.set_times(10.0 + np.arange(LENGTHS[1]) / FS + 1e-7 * np.arange(LENGTHS[1]) ** 1.5, segment_index=1)
-    rec.annotate(name="sharding test")
-    return Path(rec.save(folder=tmp_path_factory.mktemp("src") / "rec", progress_bar=False)._kwargs["folder_path"])
+    if with_times:
+        rec.set_times(10.0 + np.arange(LENGTHS[1]) / FS + 1e-7 * np.arange(LENGTHS[1]) ** 1.5, segment_index=1)
+    rec.annotate(name=name)
+    rec.save(folder=folder, progress_bar=False)
+    return traces
+
+
+@pytest.fixture(scope="module")
+def source_folder(tmp_path_factory):
+    """A saved binary recording (2 segments, 6 channels, gains, probe, time vector on segment 1)."""
+    folder = tmp_path_factory.mktemp("src") / "rec"
+    make_source(folder, "sharding test", with_times=True)
+    return folder
 
 
 @pytest.fixture
@@ -493,6 +502,137 @@ def test_shards_of_a_plain_binary_source_defer_the_copy(tmp_path, monkeypatch):
         run_shards("save_recording", 3, tmp_path / "short_shards", recording=source, **JOB)
 
 
+# ------------------------------------------------------------------------------------------ pieces layout
+@pytest.fixture(scope="module")
+def timeless_folder(tmp_path_factory):
+    """The source's traces and metadata without the time vector: what the pieces layout can hold."""
+    folder = tmp_path_factory.mktemp("timeless") / "rec"
+    return folder, make_source(folder, "pieces test", with_times=False)
+
+
+def raw_pieces(folder: Path, segment: int, num_channels: int, dtype) -> np.ndarray:
+    """A segment's traces read with numpy from the pieces' raw files, in time order."""
+    pieces = sorted((folder / "pieces").glob(f"seg{segment}_shard*"))
+    return np.concatenate([np.fromfile(p / "traces_cached_seg0.raw", dtype=dtype).reshape(-1, num_channels)
+                           for p in pieces])
+
+
+@pytest.mark.parametrize("num_shards, dtype", [(3, None), (4, "float32"), (1, None)])
+def test_pieces_layout_loads_as_the_saved_recording(timeless_folder, tmp_path, num_shards, dtype):
+    folder, traces = timeless_folder
+    source = si.load(folder)
+    folders = run_shards("save_recording", num_shards, tmp_path / "shards", recording=source, dtype=dtype,
+                         binary_layout="pieces", **JOB)
+    saved = gather_save_recording(source, folders, tmp_path / "sharded", num_shards=num_shards, dtype=dtype,
+                                  binary_layout="pieces", **JOB)
+    expected = source.save(folder=tmp_path / "unsharded", dtype=dtype, **JOB)
+    # the pieces hold the traces, end to end (read with numpy), and nothing else holds traces
+    target = np.dtype(dtype or "int16")
+    for segment, data in enumerate(traces):
+        np.testing.assert_array_equal(raw_pieces(tmp_path / "sharded", segment, 6, target), data.astype(target))
+    assert not list((tmp_path / "sharded").glob("*.raw"))
+    # the returned recording, and the folder moved elsewhere, are the same recording as an unsharded save
+    checked = [saved]
+    for loaded in checked:
+        assert loaded.get_num_segments() == 2 and loaded.get_dtype() == target
+        for segment in range(2):
+            got = loaded.get_traces(segment_index=segment)
+            assert got.tobytes() == expected.get_traces(segment_index=segment).tobytes()
+            # reads across piece borders too
+            np.testing.assert_array_equal(loaded.get_traces(segment_index=segment, start_frame=850, end_frame=2750),
+                                          traces[segment][850:2750].astype(target))
+            np.testing.assert_array_equal(loaded.get_times(segment), np.arange(LENGTHS[segment]) / FS)
+        assert list(loaded.channel_ids) == list(expected.channel_ids)
+        np.testing.assert_array_equal(loaded.get_channel_gains(), expected.get_channel_gains())
+        np.testing.assert_array_equal(loaded.get_channel_offsets(), expected.get_channel_offsets())
+        np.testing.assert_array_equal(loaded.get_channel_locations(), expected.get_channel_locations())
+        assert loaded.get_annotation("name") == "pieces test"
+        if len(checked) == 1:
+            (tmp_path / "sharded").rename(tmp_path / "moved")
+            checked.append(si.load(tmp_path / "moved"))
+
+
+@pytest.mark.parametrize("remove_shards", [True, False])
+def test_pieces_gather_moves_or_links_and_copies_nothing(timeless_folder, tmp_path, monkeypatch, remove_shards):
+    import sicore.io.file_copy
+    import sicore.sharding_recording
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("the pieces gather must not copy traces")
+
+    monkeypatch.setattr(sicore.io.file_copy, "copy_range", no_copy)
+    monkeypatch.setattr(sicore.sharding_recording.shutil, "copyfile", no_copy)
+    source = si.load(timeless_folder[0])
+    folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, binary_layout="pieces", **JOB)
+    inodes = sorted(p.stat().st_ino for f in folders for p in Path(f).glob("*.raw"))
+    gather_save_recording(source, folders, tmp_path / "sharded", num_shards=3, binary_layout="pieces",
+                          remove_shards=remove_shards, **JOB)
+    placed = sorted((tmp_path / "sharded" / "pieces").glob("*/*.raw"))
+    assert sorted(p.stat().st_ino for p in placed) == inodes  # the shards' own files, moved or linked
+    assert all(p.stat().st_nlink == (1 if remove_shards else 2) for p in placed)
+    assert bool(list((tmp_path / "shards").iterdir())) is not remove_shards
+
+
+def test_pieces_gather_copies_where_links_are_impossible(timeless_folder, tmp_path, monkeypatch):
+    import sicore.sharding_recording
+
+    def unsupported(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(sicore.sharding_recording, "_hard_link", unsupported)
+    monkeypatch.setattr(sicore.sharding_recording, "_move", unsupported)
+    source = si.load(timeless_folder[0])
+    for remove_shards in (False, True):
+        out = tmp_path / f"sharded{remove_shards}"
+        folders = run_shards("save_recording", 3, tmp_path / f"shards{remove_shards}", recording=source,
+                             binary_layout="pieces", **JOB)
+        saved = gather_save_recording(source, folders, out, num_shards=3, binary_layout="pieces",
+                                      remove_shards=remove_shards, **JOB)
+        assert all(p.stat().st_nlink == 1 for p in (out / "pieces").glob("*/*.raw"))
+        for segment, data in enumerate(timeless_folder[1]):
+            np.testing.assert_array_equal(saved.get_traces(segment_index=segment), data)
+
+
+def test_pieces_layout_of_a_plain_binary_source_copies_in_the_shards(tmp_path):
+    """A byte copy (deferred to the gather by single_file) is done by the shards, each its own range."""
+    rng = np.random.default_rng(5)
+    file = tmp_path / "plain.raw"
+    data = rng.integers(-2000, 2000, size=(4000, 5)).astype("int16")
+    file.write_bytes(data.tobytes())
+    source = si.read_binary(file, sampling_frequency=FS, dtype="int16", num_channels=5)
+    folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, binary_layout="pieces", **JOB)
+    assert sum(Path(f, "traces_seg0.raw").stat().st_size for f in folders) == data.nbytes
+    gather_save_recording(source, folders, tmp_path / "sharded", num_shards=3, binary_layout="pieces", **JOB)
+    np.testing.assert_array_equal(raw_pieces(tmp_path / "sharded", 0, 5, "int16"), data)
+    np.testing.assert_array_equal(si.load(tmp_path / "sharded").get_traces(), data)
+
+
+def test_pieces_layout_falls_back_for_times_and_checks_pieces(source, timeless_folder, tmp_path):
+    # a time vector cannot be carried by the concatenation: the save is single_file, as unsharded
+    with pytest.warns(UserWarning, match="saving as 'single_file'"):
+        folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, binary_layout="pieces",
+                             **JOB)
+    with pytest.warns(UserWarning, match="saving as 'single_file'"):
+        gather_save_recording(source, folders, tmp_path / "sharded", num_shards=3, binary_layout="pieces", **JOB)
+    source.save(folder=tmp_path / "unsharded", **JOB)
+    assert_same_folders(tmp_path / "unsharded", tmp_path / "sharded")
+
+    with pytest.raises(ValueError, match="binary_layout must be one of"):
+        shard_save_recording(source, tmp_path / "x", 0, num_shards=2, binary_layout="split", **JOB)
+    # shards of the other layout are refused, and a short piece is named
+    timeless = si.load(timeless_folder[0])
+    single = run_shards("save_recording", 3, tmp_path / "single", recording=timeless, **JOB)
+    with pytest.raises(ShardError, match="another plan or other inputs"):
+        gather_save_recording(timeless, single, tmp_path / "mixed", num_shards=3, binary_layout="pieces", **JOB)
+    folders = run_shards("save_recording", 3, tmp_path / "pieces", recording=timeless, binary_layout="pieces",
+                         **JOB)
+    with open(Path(folders[1]) / "traces_seg0.raw", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(ShardError, match=r"shard 1 of 3 .*traces_seg0.raw has 100 bytes"):
+        gather_save_recording(timeless, folders, tmp_path / "short", num_shards=3, binary_layout="pieces", **JOB)
+    assert not (tmp_path / "short").exists()
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def test_cli_commands(source, sorting, tmp_path):
     parser = argparse.ArgumentParser(prog="sicore")
@@ -534,6 +674,27 @@ def test_cli_commands(source, sorting, tmp_path):
     assert np.asarray(got).tobytes() == np.asarray(expected).tobytes()
 
 
+def test_cli_binary_layout(timeless_folder, tmp_path):
+    parser = argparse.ArgumentParser(prog="sicore")
+    add_shard_commands(parser.add_subparsers(dest="command", required=True))
+    folder, traces = timeless_folder
+    common = ["--recording", str(folder), "--num-shards", "2", "--chunk-size", "900", "--binary-layout", "pieces",
+              "--no-progress-bar"]
+    for i in range(2):
+        args = parser.parse_args(["shard", "save-recording", *common, "--shard", str(i),
+                                  "--shard-folder", str(tmp_path / f"s{i}")])
+        assert args.func(args) == 0
+    args = parser.parse_args(["gather", "save-recording", *common, "--shard-folders", str(tmp_path / "s0"),
+                              str(tmp_path / "s1"), "--folder", str(tmp_path / "out"), "--remove-shards"])
+    assert args.func(args) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "pieces").iterdir()) == [
+        "seg0_shard000", "seg0_shard001", "seg1_shard001"]
+    for segment, data in enumerate(traces):
+        np.testing.assert_array_equal(raw_pieces(tmp_path / "out", segment, 6, "int16"), data)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["gather", "save-recording", *common[:-2], "--binary-layout", "split"])
+
+
 # ------------------------------------------------------------------------------------------ SpikeInterface
 _SI_SCRIPT = """
 import numpy as np, spikeinterface.core as si
@@ -545,6 +706,18 @@ for name in ("noise_levels", "waveforms", "templates"):
     for key, value in an.get_extension(name).data.items():
         out[name + "::" + key] = np.asarray(value)
 np.savez("dump.npz", **out)
+"""
+
+_SI_PIECES_SCRIPT = """
+import numpy as np, spikeinterface.core as si
+rec = si.load("pieces")
+an = si.load_sorting_analyzer("an_pieces")
+assert an.has_recording()
+arec = an.recording
+np.savez("pieces.npz", traces0=rec.get_traces(segment_index=0), traces1=rec.get_traces(segment_index=1),
+         gains=rec.get_channel_gains(), offsets=rec.get_channel_offsets(), locations=rec.get_channel_locations(),
+         ids=np.asarray(rec.channel_ids), an_traces1=arec.get_traces(segment_index=1, start_frame=800, end_frame=2000),
+         segments=np.array(rec.get_num_segments()), name=np.array(rec.get_annotation("name")))
 """
 
 
@@ -571,3 +744,27 @@ def test_sharded_outputs_load_in_spikeinterface(source, sorting, tmp_path):
     for name in ("noise_levels", "waveforms", "templates"):
         for key, value in analyzer.get_extension(name).data.items():
             np.testing.assert_array_equal(dump[f"{name}::{key}"], value)
+
+
+def test_pieces_layout_loads_in_spikeinterface(timeless_folder, sorting, tmp_path):
+    """SpikeInterface 0.105.3 loads a pieces folder (moved), and an analyzer on it, with the same traces."""
+    from reference_env import run_reference
+
+    folder, traces = timeless_folder
+    source = si.load(folder)
+    folders = run_shards("save_recording", 3, tmp_path / "shards", recording=source, binary_layout="pieces", **JOB)
+    gather_save_recording(source, folders, tmp_path / "built", num_shards=3, binary_layout="pieces", **JOB)
+    (tmp_path / "built").rename(tmp_path / "pieces")
+    si.create_sorting_analyzer(sorting, si.load(tmp_path / "pieces"), format="binary_folder",
+                               folder=tmp_path / "an_pieces", sparse=False, progress_bar=False)
+    run_reference(textwrap.dedent(_SI_PIECES_SCRIPT), cwd=tmp_path)
+    dump = np.load(tmp_path / "pieces.npz")
+    expected = source.save(folder=tmp_path / "unsharded", **JOB)
+    assert int(dump["segments"]) == 2 and str(dump["name"]) == "pieces test"
+    for segment, data in enumerate(traces):
+        np.testing.assert_array_equal(dump[f"traces{segment}"], data)
+    np.testing.assert_array_equal(dump["an_traces1"], traces[1][800:2000])
+    np.testing.assert_array_equal(dump["gains"], expected.get_channel_gains())
+    np.testing.assert_array_equal(dump["offsets"], expected.get_channel_offsets())
+    np.testing.assert_array_equal(dump["locations"], expected.get_channel_locations())
+    assert dump["ids"].tolist() == list(expected.channel_ids)

@@ -308,17 +308,30 @@ def recording_provenance(recording, final_folder: Path) -> dict | None:
     except (TypeError, ValueError) as err:
         warnings.warn(f"the recording provenance is not saved ({err}); the analyzer will load recordingless")
         return None
-    # classes whose kwargs SpikeInterface shares are written in its spelling, so SI can rebuild them too
+    return _in_si_spelling(d)
+
+
+def _in_si_spelling(d: dict) -> dict:
+    """Classes whose kwargs SpikeInterface shares, renamed to its spelling (recursively), so SI rebuilds them."""
     short_name = d["class"].rsplit(".", 1)[-1]
     if short_name in _SI_CLASS_PATHS:
         d["class"], d["module"], d["version"] = _SI_CLASS_PATHS[short_name], "spikeinterface", SI_LAYOUT_VERSION
         # the probe comes from the recording's own folder; SI cannot parse sicore's structured contact vector
         d["properties"] = {k: v for k, v in (d.get("properties") or {}).items()
                            if k not in ("contact_vector", "location") and not isinstance(v, dict)}
+        for name, value in d["kwargs"].items():
+            if name == "recording_list" and isinstance(value, list):
+                d["kwargs"][name] = [_in_si_spelling(v) if isinstance(v, dict) and "class" in v else v
+                                     for v in value]
     return d
 
 
-_SI_CLASS_PATHS = {"BinaryFolderRecording": "spikeinterface.core.binaryfolder.BinaryFolderRecording"}
+# the sharded save's pieces layout is SI's concatenation of binary folders (sicore.sharding_recording)
+_SI_CLASS_PATHS = {
+    "BinaryFolderRecording": "spikeinterface.core.binaryfolder.BinaryFolderRecording",
+    "ConcatenateSegmentRecording": "spikeinterface.core.segmentutils.ConcatenateSegmentRecording",
+    "AppendSegmentRecording": "spikeinterface.core.segmentutils.AppendSegmentRecording",
+}
 
 
 def _read_probegroup(path: Path):

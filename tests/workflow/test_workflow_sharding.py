@@ -1,11 +1,13 @@
 """Sharded heavy passes (config `sharding`): N shard jobs + a gather per pass, identical to the unsharded run.
 
-One Snakemake run processes four sessions of the same generated recording (two segments, so shards
+One Snakemake run processes five sessions of the same generated recording (two segments, so shards
 cross a segment border): unsharded and sharded (``shards: 3``), each in binary and in zarr (the zarr
-one sharded by ``shard_duration: 1s``, a per-session override). The sharded sessions' outputs are
-compared with the unsharded ones as arrays and files read directly (numpy, zarr, bytes):
+one sharded by ``shard_duration: 1s``, a per-session override), and binary sharded with
+``binary_layout: pieces``. The sharded sessions' outputs are compared with the unsharded ones as arrays
+and files read directly (numpy, zarr, bytes):
 
-* saved traces: every file of the saved recording byte for byte (binary raw file; zarr chunk files);
+* saved traces: every file of the saved recording byte for byte (binary raw file; zarr chunk files); for
+  the pieces layout, the pieces' raw files end to end equal the unsharded raw file;
 * noise_levels and waveforms: bit for bit;
 * templates (from the recording, float32 µV): the gather adds the shards' float64 sums, a regrouping of
   the unsharded sums, so ``average`` is within 1 float32 ulp and ``std`` within 1 ulp + 1e-6 x max
@@ -40,6 +42,7 @@ ZARR = {"save_recording": {"format": "zarr"}, "analyzer": {"format": "zarr"}}
 SESSIONS = {
     "plain": {"recording": SOURCE},
     "sharded": {"recording": SOURCE, "overrides": {"sharding": {"shards": 3}}},
+    "shardedp": {"recording": SOURCE, "overrides": {"sharding": {"shards": 3, "binary_layout": "pieces"}}},
     "plainz": {"recording": SOURCE, "overrides": ZARR},
     "shardedz": {"recording": SOURCE, "overrides": {**ZARR, "sharding": {"shard_duration": "1s"}}},
 }
@@ -93,10 +96,10 @@ def run(tmp_path_factory) -> tuple[Path, str]:
 def test_each_sharded_pass_runs_as_shards_plus_a_gather(run):
     _, output = run
     counts = job_counts(output)
-    # 3 shards for "sharded"; 1 s shards of 3.5 s for "shardedz": 4
+    # 3 shards for "sharded" and "shardedp"; 1 s shards of 3.5 s for "shardedz": 4
     for name in PASSES:
-        assert counts[f"shard_{name}"] == 3 + 4, (name, counts)
-        assert counts[f"gather_{name}"] == 2, (name, counts)
+        assert counts[f"shard_{name}"] == 3 + 3 + 4, (name, counts)
+        assert counts[f"gather_{name}"] == 3, (name, counts)
         assert counts.get(name, 0) == 2, (name, counts)  # the unsharded sessions' jobs
     assert "shard 002 of 003" in output and "shard 003 of 004" in output
 
@@ -112,6 +115,17 @@ def test_sharded_results_equal_the_unsharded_ones(run):
         for name in expected:
             assert got[name] == expected[name], f"{sharded}/{recording}/{name} differs"
         assert_same_analyzer_results(results / plain / analyzer, results / sharded / analyzer)
+    # the pieces layout: the pieces' raw files end to end are the unsharded raw file, and the analyzer's
+    # results are the same
+    for segment in range(len(SOURCE["durations"])):
+        pieces = sorted((results / "shardedp" / "recording" / "pieces").glob(f"seg{segment}_shard*"))
+        assert len(pieces) >= 1
+        joined = b"".join((piece / "traces_cached_seg0.raw").read_bytes() for piece in pieces)
+        assert joined == (results / "plain" / "recording" / f"traces_cached_seg{segment}.raw").read_bytes()
+    # 4 chunks of 1 s (2 + 2) in 3 shards: the third shard holds segment 1
+    assert sorted(p.name for p in (results / "shardedp" / "recording" / "pieces").iterdir()) == \
+        ["seg0_shard000", "seg0_shard001", "seg1_shard002"]
+    assert_same_analyzer_results(results / "plain" / "analyzer", results / "shardedp" / "analyzer")
 
     # the saved traces against the source itself, read with numpy (int(duration x 25 kHz) frames x 8 channels)
     import sicore
@@ -173,8 +187,10 @@ def test_sharding_settings_defaults_and_per_session_overrides():
                            "c": {"recording": dict(TINY), "overrides": {"sharding": {"passes": ["waveforms"]}}}},
               "sharding": {"shard_duration": "500ms"}}
     sessions = load(config)
-    assert config["sharding"] == {"shards": None, "shard_duration": "500ms", "passes": list(PASSES)}
+    assert config["sharding"] == {"shards": None, "shard_duration": "500ms", "passes": list(PASSES),
+                                  "binary_layout": "single_file"}
     a, b, c = sessions["a"], sessions["b"], sessions["c"]
+    assert a.binary_layout == "single_file"
     assert a.num_shards("save_recording") == 6 and a.num_shards("waveforms") == 6  # 3 s / 0.5 s
     assert a.num_shards("templates") == 1  # from waveforms: not a heavy pass
     # a session's `shards` replaces the global `shard_duration`
@@ -214,6 +230,7 @@ def test_shard_resources_are_a_share_of_the_pass():
     ({"shards": "four"}, "['sharding']['shards']"),
     ({"shard_duration": "ten minutes"}, "['sharding']['shard_duration']"),
     ({"passes": ["report"]}, "['sharding']['passes']"),
+    ({"binary_layout": "split"}, "['sharding']['binary_layout']"),
     ({"shard": 4}, "'shard' was unexpected"),
     ({"shards": 2, "shard_duration": "1s"}, "give either sharding.shards (2) or sharding.shard_duration ('1s')"),
 ])

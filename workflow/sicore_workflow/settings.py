@@ -198,6 +198,11 @@ class Session:
         return self.settings["templates"]["source"]
 
     # ------------------------------------------------------------- sharding
+    @property
+    def binary_layout(self) -> str:
+        """Layout of a sharded binary save: ``single_file`` (as unsharded) or ``pieces`` (no gather copy)."""
+        return self.settings["sharding"]["binary_layout"]
+
     def num_shards(self, pass_name: str) -> int:
         """Number of shard jobs of ``pass_name``; 1 means the pass runs unsharded (one job, as without sharding).
 
