@@ -81,6 +81,7 @@ from common import (  # noqa: E402
     GAIN_TO_UV,
     SETTLE_S,
     Cache,
+    ensure_bytecode,
     format_table,
     json_default,
     machine_load,
@@ -571,6 +572,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (and reuse its data files)")
     parser.add_argument("--json", default=None, help="write rows and raw results to this file")
     args = parser.parse_args(argv)
+    ensure_bytecode()
 
     si_python = None if args.no_reference else resolve_si_python(args.si_python)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sicore_bench_analyzer_"))

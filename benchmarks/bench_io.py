@@ -66,6 +66,7 @@ from common import (  # noqa: E402  (the benchmarks' shared helpers, next to thi
     SETTLE_S,
     Cache,
     TreeMemorySampler,
+    ensure_bytecode,
     json_default,
     nw_probe,
     ratio,
@@ -528,6 +529,7 @@ def main(argv=None) -> int:
     if args._pass is not None:  # child: one pass
         print("BENCH_RESULT " + json.dumps(run_sicore_pass(json.loads(args._pass))), flush=True)
         return 0
+    ensure_bytecode()
 
     si_python = None
     if not args.no_reference:

@@ -61,6 +61,7 @@ from common import (  # noqa: E402
     GAIN_TO_UV,
     SETTLE_S,
     Cache,
+    ensure_bytecode,
     format_table,
     json_default,
     machine_load,
@@ -443,7 +444,7 @@ def workflow_end_to_end(args, workdir: Path, log) -> dict:
 
     import yaml
 
-    from common import read_once
+    from common import read_once, settle_memory
 
     data = _workflow_dataset(args, workdir)
     recording = {"type": "binary", "file_paths": [data["raw"]], "sampling_frequency": FS,
@@ -452,7 +453,8 @@ def workflow_end_to_end(args, workdir: Path, log) -> dict:
     sessions = {"B": {"recording": recording, "sorting": {"type": "npz", "file_path": data["npz"]}}}
     log(f"workflow end to end: {data['raw']} ({data['bytes'] / 1e9:.2f} GB), snakemake --cores {args.cores}, "
         f"{args.shards} shards vs unsharded; {machine_load()}")
-    variants = {"unsharded": {}, "sharded": {"sharding": {"shards": args.shards}}}
+    variants = {"unsharded": {},
+                "sharded": {"sharding": {"shards": args.shards, "binary_layout": args.binary_layout}}}
     results = {name: [] for name in variants}
     for repeat in range(args.repeats):
         for name, extra in variants.items():
@@ -462,6 +464,8 @@ def workflow_end_to_end(args, workdir: Path, log) -> dict:
             (run / "config.yaml").write_text(yaml.safe_dump({"sessions": sessions, **extra}, sort_keys=False))
             os.sync()
             read_once(data["raw"], 1 << 24)  # warm cache, as for the per-pass figures
+            if not args.quick:
+                settle_memory()  # the previous run's freed memory, as for the per-pass figures
             wall, output = _snakemake(run, args.cores)
             rules = _rule_times(run)
             results[name].append({"wall_s": wall, "rules": rules})
@@ -480,14 +484,31 @@ def workflow_end_to_end(args, workdir: Path, log) -> dict:
 def _compare_workflow_runs(unsharded: Path, sharded: Path) -> str:
     """Saved traces, noise levels and waveforms byte for byte, templates max |diff| (read with numpy)."""
     un, sh = unsharded / "results" / "B", sharded / "results" / "B"
-    same_traces = all(filecmp.cmp(a, sh / "recording" / a.name, shallow=False)
-                      for a in sorted((un / "recording").glob("*.raw")))
+    if (sh / "recording" / "pieces").is_dir():  # binary_layout: pieces (one segment here)
+        pieces = sorted((sh / "recording" / "pieces").glob("seg0_shard*/*.raw"))
+        same_traces = _same_concatenation(un / "recording" / "traces_cached_seg0.raw", pieces)
+    else:
+        same_traces = all(filecmp.cmp(a, sh / "recording" / a.name, shallow=False)
+                          for a in sorted((un / "recording").glob("*.raw")))
     same = {}
     for extension, name in (("noise_levels", "noise_levels"), ("waveforms", "waveforms"), ("templates", "average")):
         a = np.load(un / "analyzer" / "extensions" / extension / f"{name}.npy")
         b = np.load(sh / "analyzer" / "extensions" / extension / f"{name}.npy")
         same[extension] = a.tobytes() == b.tobytes()
     return (f"traces identical: {same_traces}; " + ", ".join(f"{k} identical: {v}" for k, v in same.items()))
+
+
+def _same_concatenation(whole: Path, pieces: list[Path], block: int = 64 << 20) -> bool:
+    """True when the files ``pieces`` end to end hold the bytes of ``whole``."""
+    if sum(p.stat().st_size for p in pieces) != whole.stat().st_size:
+        return False
+    with open(whole, "rb") as a:
+        for piece in pieces:
+            with open(piece, "rb") as b:
+                while chunk := b.read(block):
+                    if a.read(len(chunk)) != chunk:
+                        return False
+    return True
 
 
 # ============================================================================ main
@@ -526,11 +547,14 @@ def main(argv=None) -> int:
     parser.add_argument("--raw", default=None, help="--workflow: an existing int16 raw file (read only)")
     parser.add_argument("--probe", default=None, help="--workflow: its probeinterface JSON")
     parser.add_argument("--sorting-npz", default=None, help="--workflow: its sorting (npz)")
+    parser.add_argument("--binary-layout", choices=["single_file", "pieces"], default="single_file",
+                        help="--workflow: sharding.binary_layout of the sharded run")
     args = parser.parse_args(argv)
     if args.job:
         result = run_job(json.loads(args.job))
         print(MARKER + json.dumps(result), flush=True)
         return 0
+    ensure_bytecode()
     if args.merge:
         results, meta = merge(args.merge)
         print(f"merged {len(args.merge)} runs: {meta}")

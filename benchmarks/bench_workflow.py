@@ -56,6 +56,7 @@ from common import (  # noqa: E402
     FS,
     GAIN_TO_UV,
     SETTLE_S,
+    ensure_bytecode,
     format_table,
     json_default,
     machine_load,
@@ -347,6 +348,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (and reuse its data)")
     parser.add_argument("--json", default=None, help="write rows and raw results to this file")
     args = parser.parse_args(argv)
+    ensure_bytecode()
 
     si_python = None if (args.quick or args.no_reference) else resolve_si_python(args.si_python)
     sessions = args.sessions or (5 if args.quick else 50)

@@ -86,6 +86,17 @@ def rusage_children_kb() -> int:
 SETTLE_S = 5.0
 
 
+def ensure_bytecode() -> None:
+    """Compile sicore's modules once, as an installed package has them: an editable install has no
+    bytecode, and with PYTHONDONTWRITEBYTECODE set (as on this project's machines) every job process
+    would otherwise compile sicore again, while SpikeInterface, installed by pip, comes compiled."""
+    import compileall
+
+    import sicore
+
+    compileall.compile_dir(str(Path(sicore.__file__).parent), quiet=1)
+
+
 def settle_memory(seconds: float = SETTLE_S) -> None:
     """Wait until the memory freed by the previous run is no longer backed (the same start for every run)."""
     time.sleep(seconds)

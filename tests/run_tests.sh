@@ -9,4 +9,6 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[test]"
+# bytecode once (see workflow/run.sh): the workflow tests start many sicore jobs
+.venv/bin/python -m compileall -q sicore workflow/sicore_workflow > /dev/null
 exec .venv/bin/python -m pytest "$@"
