@@ -47,6 +47,7 @@ rule random_spikes:
     params:
         options=params_of("random_spikes"),
         sicore=SICORE_VERSION,
+    priority: 1  # on the chain to waveforms, templates and the report: before noise_levels
     threads: 1
     resources:
         mem_mb=mem_of("random_spikes"),
@@ -98,7 +99,8 @@ rule templates:
         sicore=SICORE_VERSION,
     wildcard_constraints:
         session=sessions_matching("templates", sharded=False),
-    threads: 2
+    # from waveforms: an in-process reduction (one thread, so a sibling such as noise_levels keeps its core)
+    threads: lambda wildcards: 1 if S(wildcards).templates_parent == "waveforms" else threads_beside_sibling(2)
     resources:
         mem_mb=mem_of("templates"),
         runtime=runtime_of("templates"),
@@ -154,6 +156,7 @@ rule shard_waveforms:
         sicore=SICORE_VERSION,
     wildcard_constraints:
         session=sessions_matching("waveforms", sharded=True),
+    priority: 1  # the chain to templates and the report: before noise_levels' shards
     threads: 1  # one shard is one (cluster) job
     resources:
         mem_mb=shard_mem_of("waveforms"),
@@ -181,6 +184,7 @@ rule gather_waveforms:
         num_shards=num_shards_of("waveforms"),
     wildcard_constraints:
         session=sessions_matching("waveforms", sharded=True),
+    priority: 1  # the chain to templates and the report: before noise_levels' shards
     threads: 1
     resources:
         mem_mb=mem_of("waveforms"),  # all the waveforms, as unsharded

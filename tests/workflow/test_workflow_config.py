@@ -140,13 +140,14 @@ def test_resource_estimates_grow_with_the_data():
 
 @pytest.mark.parametrize("cores, expected", [
     (1, {"save-recording": 1, "estimate-sparsity": 1, "waveforms": 1, "templates": 1, "report": 1}),
-    (2, {"save-recording": 1, "estimate-sparsity": 1, "waveforms": 1, "templates": 2, "report": 2}),
-    (3, {"save-recording": 2, "estimate-sparsity": 2, "waveforms": 2, "templates": 2, "report": 2}),
-    (8, {"save-recording": 4, "estimate-sparsity": 2, "waveforms": 4, "templates": 2, "report": 2}),
+    (2, {"save-recording": 1, "estimate-sparsity": 1, "waveforms": 1, "templates": 1, "report": 2}),
+    (3, {"save-recording": 2, "estimate-sparsity": 2, "waveforms": 2, "templates": 1, "report": 2}),
+    (8, {"save-recording": 4, "estimate-sparsity": 2, "waveforms": 4, "templates": 1, "report": 2}),
 ])
 def test_jobs_with_a_sibling_leave_it_a_core_on_small_machines(workdir, cores, expected):
     """save_recording (beside save_sorting and estimate_sparsity) and waveforms (beside noise_levels) ask
-    for all local cores but one when their usual request would take them all."""
+    for all local cores but one when their usual request would take them all; templates from waveforms (an
+    in-process reduction) take one thread."""
     write_config(workdir)
     result = snakemake(workdir, "--dry-run", "--printshellcmds", cores=cores)
     found = {}
@@ -157,3 +158,11 @@ def test_jobs_with_a_sibling_leave_it_a_core_on_small_machines(workdir, cores, e
             command = words[words.index("sicore") + 2] if command == "compute" else command
             found[command] = int(words[words.index("--n-jobs") + 1])
     assert {key: found.get(key) for key in expected} == expected, result.stdout
+
+
+@pytest.mark.parametrize("cores, expected", [(2, 1), (8, 2)])
+def test_templates_from_the_recording_use_two_threads_beside_a_sibling(workdir, cores, expected):
+    write_config(workdir, templates={"source": "random_spikes"})
+    result = snakemake(workdir, "--dry-run", "--printshellcmds", cores=cores)
+    lines = [line.split() for line in result.stdout.splitlines() if "--from random_spikes" in line]
+    assert lines and all(int(words[words.index("--n-jobs") + 1]) == expected for words in lines), result.stdout

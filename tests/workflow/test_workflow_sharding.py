@@ -2,9 +2,10 @@
 
 One Snakemake run processes five sessions of the same generated recording (two segments, so shards
 cross a segment border): unsharded and sharded (``shards: 3``), each in binary and in zarr (the zarr
-one sharded by ``shard_duration: 1s``, a per-session override), and binary sharded with
-``binary_layout: pieces``. The sharded sessions' outputs are compared with the unsharded ones as arrays
-and files read directly (numpy, zarr, bytes):
+one sharded by ``shard_duration: 1s``, a per-session override; the binary one with
+``binary_layout: single_file``), and binary sharded with the default ``binary_layout: pieces``. The
+sharded sessions' outputs are compared with the unsharded ones as arrays and files read directly
+(numpy, zarr, bytes):
 
 * saved traces: every file of the saved recording byte for byte (binary raw file; zarr chunk files); for
   the pieces layout, the pieces' raw files end to end equal the unsharded raw file;
@@ -41,8 +42,8 @@ SETTINGS = {"templates": {"source": "random_spikes"}, "report": {"enabled": Fals
 ZARR = {"save_recording": {"format": "zarr"}, "analyzer": {"format": "zarr"}}
 SESSIONS = {
     "plain": {"recording": SOURCE},
-    "sharded": {"recording": SOURCE, "overrides": {"sharding": {"shards": 3}}},
-    "shardedp": {"recording": SOURCE, "overrides": {"sharding": {"shards": 3, "binary_layout": "pieces"}}},
+    "sharded": {"recording": SOURCE, "overrides": {"sharding": {"shards": 3, "binary_layout": "single_file"}}},
+    "shardedp": {"recording": SOURCE, "overrides": {"sharding": {"shards": 3}}},  # binary_layout: pieces
     "plainz": {"recording": SOURCE, "overrides": ZARR},
     "shardedz": {"recording": SOURCE, "overrides": {**ZARR, "sharding": {"shard_duration": "1s"}}},
 }
@@ -188,9 +189,9 @@ def test_sharding_settings_defaults_and_per_session_overrides():
               "sharding": {"shard_duration": "500ms"}}
     sessions = load(config)
     assert config["sharding"] == {"shards": None, "shard_duration": "500ms", "passes": list(PASSES),
-                                  "binary_layout": "single_file"}
+                                  "binary_layout": "pieces"}
     a, b, c = sessions["a"], sessions["b"], sessions["c"]
-    assert a.binary_layout == "single_file"
+    assert a.binary_layout == "pieces"
     assert a.num_shards("save_recording") == 6 and a.num_shards("waveforms") == 6  # 3 s / 0.5 s
     assert a.num_shards("templates") == 1  # from waveforms: not a heavy pass
     # a session's `shards` replaces the global `shard_duration`
