@@ -547,7 +547,7 @@ def main(argv=None) -> int:
     parser.add_argument("--raw", default=None, help="--workflow: an existing int16 raw file (read only)")
     parser.add_argument("--probe", default=None, help="--workflow: its probeinterface JSON")
     parser.add_argument("--sorting-npz", default=None, help="--workflow: its sorting (npz)")
-    parser.add_argument("--binary-layout", choices=["single_file", "pieces"], default="single_file",
+    parser.add_argument("--binary-layout", choices=["single_file", "pieces"], default="pieces",
                         help="--workflow: sharding.binary_layout of the sharded run")
     args = parser.parse_args(argv)
     if args.job:

@@ -15,7 +15,8 @@ binary, ``binary_layout="single_file"`` (the default: the folder ``save(format="
 binary, ``binary_layout="pieces"`` (no copy: the save's wall time falls as 1/N on N nodes)
     The shards write their pieces as above (a plain copy included: each shard copies its own range). The
     gather moves (or hard-links, or else copies) each piece into ``pieces/seg{i}_shard{k}/`` of the final
-    folder, as a complete one-segment binary folder, and writes an ``si_folder.json`` that joins them:
+    folder, as a one-segment binary folder (the first one with the probe, properties and annotations,
+    which the joined recording takes from it), and writes an ``si_folder.json`` that joins them:
     SpikeInterface's ``ConcatenateSegmentRecording`` per segment (``AppendSegmentRecording`` of those
     for several segments). sicore and SpikeInterface 0.105.3 load the folder as the same recording, with
     the same traces bit for bit, channels, properties and probe. SpikeInterface's concatenation carries
@@ -514,9 +515,12 @@ def _place_binary_pieces(recording, plan, shards, folder: Path, dtype: np.dtype,
     from .segments import select_segment_recording
 
     pieces = _checked_pieces(recording, plan, shards, dtype)
-    # each piece carries the channels' metadata (the joined recording takes it from its first piece);
-    # the source's provenance is written once, at the top
-    piece_metadata = dataclasses.replace(metadata, provenance=None)
+    # The joined recording takes its channels' metadata (probe, properties, annotations) from its first
+    # piece, so only that piece stores them: loading the folder parses one probe, not one per shard.
+    # Every piece keeps its gains and offsets (binary.json); the source's provenance is written at the top.
+    first_metadata = dataclasses.replace(metadata, provenance=None)
+    other_metadata = dataclasses.replace(metadata, provenance=None, probegroup=None, properties={},
+                                         annotations={})
     (folder / _PIECES_FOLDER).mkdir()
     segment_dicts = []
     for segment_index, segment_pieces in enumerate(pieces):
@@ -530,6 +534,7 @@ def _place_binary_pieces(recording, plan, shards, folder: Path, dtype: np.dtype,
             target = piece_folder / binary_file_names(piece_recording)[0][0]
             if not (move and _rename(raw, target)):
                 _link_or_copy(raw, target)
+            piece_metadata = first_metadata if not segment_dicts and not piece_dicts else other_metadata
             write_binary_folder_metadata(piece_folder, piece_recording, dtype, piece_metadata)
             piece_dicts.append(_si_dict(SI_BINARY_FOLDER_CLASS, {"folder_path": f"{_PIECES_FOLDER}/{name}"}))
         if len(piece_dicts) == 1:

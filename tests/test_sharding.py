@@ -531,6 +531,8 @@ def test_pieces_layout_loads_as_the_saved_recording(timeless_folder, tmp_path, n
     for segment, data in enumerate(traces):
         np.testing.assert_array_equal(raw_pieces(tmp_path / "sharded", segment, 6, target), data.astype(target))
     assert not list((tmp_path / "sharded").glob("*.raw"))
+    # the probe is stored once, in the first piece (the joined recording takes it from there)
+    assert [p.parent.name for p in (tmp_path / "sharded" / "pieces").glob("*/probegroup.json")] == ["seg0_shard000"]
     # the returned recording, and the folder moved elsewhere, are the same recording as an unsharded save
     checked = [saved]
     for loaded in checked:
