@@ -433,31 +433,21 @@ def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, 
     from concurrent.futures import ThreadPoolExecutor
 
     from .io.binary_folder import binary_file_names
-    from .sharding_plan import ShardError
 
     raw_names, times_names = binary_file_names(recording)
     frame_bytes = recording.get_num_channels() * dtype.itemsize
     # every size is checked before anything is copied, so a bad shard fails the gather at once
+    files = [(raw_names, _checked_pieces(recording, plan, shards, "traces_seg{}.raw", frame_bytes), frame_bytes)]
+    if times_names is not None:
+        files.append((times_names, _checked_pieces(recording, plan, shards, "times_seg{}.raw", 8), 8))
     copies, outputs = [], []
     for segment_index in range(recording.get_num_segments()):
-        files = [(raw_names[segment_index], "traces_seg{}.raw", frame_bytes)]
-        if times_names is not None:
-            files.append((times_names[segment_index], "times_seg{}.raw", 8))
-        for name, piece_name, item_bytes in files:
+        for names, pieces, item_bytes in files:
             offset = 0
-            for shard, (shard_folder, _) in zip(plan, shards):
-                for seg, start, end in shard.ranges:
-                    if seg != segment_index:
-                        continue
-                    piece = shard_folder / piece_name.format(segment_index)
-                    expected = (end - start) * item_bytes
-                    size = piece.stat().st_size if piece.is_file() else None
-                    if size != expected:
-                        raise ShardError(f"shard {shard.index} of {shard.num_shards} ({shard_folder}): {piece.name} "
-                                         f"has {size} bytes, expected {expected}; rerun this shard's job")
-                    copies.append((piece, len(outputs), offset, expected))
-                    offset += expected
-            outputs.append((folder / name, offset))
+            for _, piece, start, end in pieces[segment_index]:
+                copies.append((piece, len(outputs), offset, (end - start) * item_bytes))
+                offset += (end - start) * item_bytes
+            outputs.append((folder / names[segment_index], offset))
     # With consumed pieces, each file's first piece (at offset 0) is renamed into place and extended to
     # the file's size instead of being copied: the gather copies (N - 1) / N of the traces, not all.
     renamed = set()
@@ -488,16 +478,20 @@ def _concatenate_binary(recording, plan, shards, folder: Path, dtype: np.dtype, 
             os.close(fd)
 
 
-def _checked_pieces(recording, plan, shards, dtype: np.dtype) -> list[list[tuple[int, Path, int, int]]]:
-    """Per segment, its pieces ``(shard index, raw file, start, end)`` in time order, every size checked."""
+def _checked_pieces(recording, plan, shards, piece_name: str,
+                    item_bytes: int) -> list[list[tuple[int, Path, int, int]]]:
+    """Per segment, its pieces ``(shard index, file, start, end)`` in time order, every size checked.
+
+    ``piece_name`` is the shard's file name pattern (``"traces_seg{}.raw"``), ``item_bytes`` the bytes
+    per frame in it.
+    """
     from .sharding_plan import ShardError
 
-    frame_bytes = recording.get_num_channels() * dtype.itemsize
     pieces = [[] for _ in range(recording.get_num_segments())]
     for shard, (shard_folder, _) in zip(plan, shards):
         for segment_index, start, end in shard.ranges:
-            piece = shard_folder / f"traces_seg{segment_index}.raw"
-            expected = (end - start) * frame_bytes
+            piece = shard_folder / piece_name.format(segment_index)
+            expected = (end - start) * item_bytes
             size = piece.stat().st_size if piece.is_file() else None
             if size != expected:
                 raise ShardError(f"shard {shard.index} of {shard.num_shards} ({shard_folder}): {piece.name} "
@@ -514,7 +508,8 @@ def _place_binary_pieces(recording, plan, shards, folder: Path, dtype: np.dtype,
     from .io.safe_files import write_json
     from .segments import select_segment_recording
 
-    pieces = _checked_pieces(recording, plan, shards, dtype)
+    frame_bytes = recording.get_num_channels() * dtype.itemsize
+    pieces = _checked_pieces(recording, plan, shards, "traces_seg{}.raw", frame_bytes)
     # The joined recording takes its channels' metadata (probe, properties, annotations) from its first
     # piece, so only that piece stores them: loading the folder parses one probe, not one per shard.
     # Every piece keeps its gains and offsets (binary.json); the source's provenance is written at the top.
