@@ -73,7 +73,7 @@ rule gather_save_recording:
         num_shards=num_shards_of("save_recording"),
     wildcard_constraints:
         session=sessions_matching("save_recording", sharded=True),
-    threads: 2  # threads copy the pieces side by side
+    threads: lambda wildcards: 2 if S(wildcards).gather_copies_traces else 1  # threads copy the pieces side by side
     resources:
         mem_mb=mem_of("save_recording"),
         runtime=runtime_of("save_recording"),

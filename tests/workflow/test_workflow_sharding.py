@@ -174,6 +174,15 @@ def test_dry_run_shows_the_shard_jobs_of_the_configured_passes(workdir):
                       "noise_levels": 1, "all": 1}
 
 
+@pytest.mark.parametrize("layout, fmt, threads", [("pieces", "binary", 1), ("single_file", "binary", 2),
+                                                  ("pieces", "zarr", 1)])
+def test_save_gather_asks_for_threads_only_when_it_copies(workdir, layout, fmt, threads):
+    write_config(workdir, sharding={"shards": 2, "binary_layout": layout}, save_recording={"format": fmt})
+    result = snakemake(workdir, "--dry-run", "--printshellcmds", cores=4)
+    lines = [line.split() for line in result.stdout.splitlines() if "gather save-recording" in line]
+    assert lines and all(int(words[words.index("--n-jobs") + 1]) == threads for words in lines), result.stdout
+
+
 def load(config: dict) -> dict:
     from snakemake.utils import validate
 

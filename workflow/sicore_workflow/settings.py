@@ -203,6 +203,11 @@ class Session:
         """Layout of a sharded binary save: ``single_file`` (as unsharded) or ``pieces`` (no gather copy)."""
         return self.settings["sharding"]["binary_layout"]
 
+    @property
+    def gather_copies_traces(self) -> bool:
+        """True when the save's gather copies the traces (binary single_file); zarr links, pieces are moved."""
+        return self.settings["save_recording"]["format"] == "binary" and self.binary_layout == "single_file"
+
     def num_shards(self, pass_name: str) -> int:
         """Number of shard jobs of ``pass_name``; 1 means the pass runs unsharded (one job, as without sharding).
 
