@@ -30,8 +30,9 @@ dataset), ``noise_levels`` MAD in uV,
 
 End to end (``--workflow``): the whole Snakemake workflow (default config: save, sparsity, analyzer,
 extensions, report) on the scale-B raw file with an npz sorting, ``snakemake --cores 2``, unsharded
-against ``sharding: {shards: 4}`` (best of ``--repeats`` each, alternating; the issue's target is a
-sharded run no slower than 1.2x). ``--raw/--probe/--sorting-npz`` reuse an existing dataset read-only
+against ``sharding: {shards: 4, binary_layout: --binary-layout}`` (default ``pieces``, the workflow's;
+best of ``--repeats`` each, alternating, every run started 5 s after the previous one's outputs were
+deleted; the issue's target is a sharded run no slower than 1.2x). ``--raw/--probe/--sorting-npz`` reuse an existing dataset read-only
 (by default the one of bench_workflow.py under /tmp/bw0/data when present). The saved traces, noise
 levels and waveforms of both runs are compared byte for byte.
 
