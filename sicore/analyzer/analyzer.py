@@ -36,6 +36,29 @@ from .storage import (
 _FORMATS = ("memory", "binary_folder", "zarr")
 
 
+class _ResolvedOnUse:
+    """An instance attribute that may hold a ``storage.Deferred``: resolved on first read, then kept.
+
+    The value lives in ``<name>_value`` of the instance's ``__dict__``.
+    """
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"{name}_value"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        try:
+            value = resolve(obj.__dict__[self.slot])
+        except KeyError:
+            raise AttributeError(self.slot) from None
+        obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 class SortingAnalyzer:
     """A sorting, its recording (or only the recording's attributes), a sparsity and extensions.
 
@@ -71,24 +94,9 @@ class SortingAnalyzer:
         self._hidden_extensions: dict[str, AnalyzerExtension | None] = {}
 
     # A loaded analyzer may defer reading its recording and probe group until first used
-    # (storage.Deferred): these properties read them then.
-    @property
-    def _recording(self):
-        self._recording_value = resolve(self._recording_value)
-        return self._recording_value
-
-    @_recording.setter
-    def _recording(self, value) -> None:
-        self._recording_value = value
-
-    @property
-    def _probegroup(self):
-        self._probegroup_value = resolve(self._probegroup_value)
-        return self._probegroup_value
-
-    @_probegroup.setter
-    def _probegroup(self, value) -> None:
-        self._probegroup_value = value
+    # (storage.Deferred): these attributes read them then.
+    _recording = _ResolvedOnUse()
+    _probegroup = _ResolvedOnUse()
 
     # ------------------------------------------------------------------ repr
     def __repr__(self) -> str:
