@@ -209,7 +209,14 @@ def shard_analyzer_pass(pass_name: str, analyzer, shard_folder, shard_index: int
             _noise_levels_shard(analyzer, extension, shard, tmp, job_kwargs)
         elif pass_name == "waveforms":
             spikes, first, stop = _spike_bounds(analyzer, shard)
-            np.save(tmp / "waveforms.npy", extension._cut_waveforms(spikes[first:stop], job_kwargs))
+            from .analyzer.storage import ExtensionStage
+
+            # written in place by the pass (its workers included), as an unsharded compute does
+            stage = ExtensionStage(tmp)
+            out = stage.new_array("waveforms", extension.waveforms_shape(stop - first), extension.params["dtype"])
+            waveforms = extension._cut_waveforms(spikes[first:stop], job_kwargs, out=out)
+            if not stage.keep_only({"waveforms": waveforms}):  # no spike: nothing was mapped
+                np.save(tmp / "waveforms.npy", waveforms)
             np.save(tmp / "spike_range.npy", np.array([first, stop], dtype=np.int64))
         else:
             spikes, first, stop = _spike_bounds(analyzer, shard)

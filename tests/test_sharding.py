@@ -249,6 +249,25 @@ def test_analyzer_passes_sharded_equal_unsharded(source, sorting, tmp_path, fmt)
         si.load_sorting_analyzer(analyzer_folder).delete_extension("waveforms")
 
 
+@pytest.mark.parametrize("num_shards, n_jobs", [(20, 1), (3, 2)])
+def test_waveforms_shards_without_spikes_and_with_workers(source, sorting, tmp_path, num_shards, n_jobs):
+    """20 shards over 13 chunks: 7 shards hold no spike (their waveforms.npy is empty). 3 shards of 4-5
+    chunks with 2 workers: the workers write their rows into the shard's file. The gathered file is the
+    unsharded one."""
+    reference = make_analyzer(source, sorting, tmp_path / "ref")
+    expected = files_of(_extension_folder(reference.compute("waveforms", **JOB).sorting_analyzer, "waveforms"))
+    make_analyzer(source, sorting, tmp_path / "an")
+    folders = shard_folders(tmp_path / "shards", num_shards)
+    for i, folder in enumerate(folders):
+        shard_analyzer_pass("waveforms", tmp_path / "an", folder, i, num_shards=num_shards, n_jobs=n_jobs, **JOB)
+    sizes = [np.load(folder / "waveforms.npy", mmap_mode="r").shape[0] for folder in folders]
+    assert sizes.count(0) == max(0, num_shards - 13)
+    assert sum(sizes) == reference.get_extension("random_spikes").data["random_spikes_indices"].size
+    gather_analyzer_pass("waveforms", tmp_path / "an", folders, num_shards=num_shards, **JOB)
+    got = files_of(_extension_folder(si.load_sorting_analyzer(tmp_path / "an"), "waveforms"))
+    assert got["waveforms.npy"] == expected["waveforms.npy"] and got["params.json"] == expected["params.json"]
+
+
 def test_templates_tolerance_and_integer_identity(source, sorting, tmp_path):
     """Integer cut-outs: bit for bit; µV cut-outs: within 1 float32 ulp (+ the stated std allowance)."""
     for scaled in (False, True):

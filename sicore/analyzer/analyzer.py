@@ -8,6 +8,8 @@ depend on it (in memory and on disk), so no child outlives the parent it was com
 
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 import os
 import warnings
@@ -534,12 +536,21 @@ class SortingAnalyzer:
             )
         on_disk = save and self.format != "memory"
         self._delete_children(extension_name, on_disk=on_disk)
-        extension.run(verbose=verbose, **job_kwargs)
-        self._hidden_extensions.pop(extension_name, None)  # a fresh result is visible
-        self.extensions[extension_name] = extension
-        if on_disk:
-            extension.save()
-            self._stale_on_disk.discard(extension_name)
+        staged = getattr(self._storage, "staged_extension", None) if on_disk else None
+        with staged(extension_name) if staged else contextlib.nullcontext() as stage:
+            extension._stage = stage  # large arrays are written straight into the pending folder
+            try:
+                extension.run(verbose=verbose, **job_kwargs)
+            finally:
+                extension._stage = None
+            self._hidden_extensions.pop(extension_name, None)  # a fresh result is visible
+            self.extensions[extension_name] = extension
+            if stage is not None:
+                self._storage.save_extension(extension, stage)
+            elif on_disk:
+                extension.save()
+            if on_disk:
+                self._stale_on_disk.discard(extension_name)
         return extension
 
     def compute_several_extensions(self, extensions: dict, save: bool = True, verbose: bool = False, **job_kwargs):

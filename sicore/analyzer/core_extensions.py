@@ -134,19 +134,38 @@ class ComputeWaveforms(AnalyzerExtension):
         random_spikes = self._sorting_analyzer.get_extension("random_spikes").get_random_spikes()
         self.data = {"waveforms": self._cut_waveforms(random_spikes, job_kwargs)}
 
-    def _cut_waveforms(self, spikes: np.ndarray, job_kwargs: dict) -> np.ndarray:
-        """Waveforms of ``spikes`` (a run of the random spikes; the sharded pass gives each shard's part)."""
+    def _channel_table(self) -> np.ndarray:
         analyzer = self._sorting_analyzer
-        table = unit_channel_table(analyzer.sparsity_mask, analyzer.get_num_units(), analyzer.get_num_channels())
-        width = self.nbefore + self.nafter
-        waveforms = np.zeros((spikes.size, width, table.shape[1]), dtype=self.params["dtype"])
+        return unit_channel_table(analyzer.sparsity_mask, analyzer.get_num_units(), analyzer.get_num_channels())
+
+    def waveforms_shape(self, num_spikes: int) -> tuple[int, int, int]:
+        """Shape of the waveforms of ``num_spikes`` spikes: ``(num_spikes, nbefore + nafter, max channels)``."""
+        return int(num_spikes), self.nbefore + self.nafter, self._channel_table().shape[1]
+
+    def _cut_waveforms(self, spikes: np.ndarray, job_kwargs: dict, out: np.ndarray | None = None) -> np.ndarray:
+        """Waveforms of ``spikes`` (a run of the random spikes; the sharded pass gives each shard's part).
+
+        ``out`` (``waveforms_shape(spikes.size)``, the params' dtype, zero-filled) receives them; by default
+        ``_new_data_array`` makes it. When it is a memory-mapped file the workers write into the file.
+        """
+        from .storage import file_backing
+
+        analyzer = self._sorting_analyzer
+        table = self._channel_table()
+        shape = (spikes.size, self.nbefore + self.nafter, table.shape[1])
+        if out is None:
+            out = self._new_data_array("waveforms", shape, self.params["dtype"])
+        if out.shape != shape or out.dtype != np.dtype(self.params["dtype"]):
+            raise ValueError(f"out must be a {shape} {np.dtype(self.params['dtype'])} array, got {out.shape} {out.dtype}")
+        sink = file_backing(out)
 
         def gather(positions, chunk_waveforms):
-            waveforms[positions] = chunk_waveforms
+            if chunk_waveforms is not None:
+                out[positions] = chunk_waveforms
 
         run_waveform_pass(analyzer.recording, spikes, self.nbefore, self.nafter, analyzer.return_scaled,
-                          table, self.params["dtype"], gather, job_kwargs, job_name="compute_waveforms")
-        return waveforms
+                          table, self.params["dtype"], gather, job_kwargs, job_name="compute_waveforms", sink=sink)
+        return out
 
     def _get_data(self) -> np.ndarray:
         return self.data["waveforms"]

@@ -3,7 +3,7 @@
 An extension computes something from a SortingAnalyzer (and possibly other extensions), keeps it in
 ``data`` (a dict of arrays), its parameters in ``params`` and ``run_info`` (``run_completed``,
 ``runtime_s``). The analyzer's storage saves and loads these three pieces; the extension never
-touches files itself.
+touches files itself (a large array it fills may be a file the storage gave it, see ``_new_data_array``).
 """
 
 from __future__ import annotations
@@ -116,6 +116,8 @@ class AnalyzerExtension:
         self.params: dict | None = None
         self.data: dict[str, Any] = {}
         self.run_info: dict[str, Any] = {"run_completed": False, "runtime_s": None}
+        # set by SortingAnalyzer.compute while run() works for a binary folder save (see _new_data_array)
+        self._stage = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -189,6 +191,17 @@ class AnalyzerExtension:
         new.data = data
         new.run_info = dict(self.run_info)
         return new
+
+    def _new_data_array(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        """A zero-filled array that ``_run`` fills and stores as ``data[key]``.
+
+        When the result is going to a binary folder, it is the ``.npy`` file of the pending extension
+        folder, memory-mapped (``ExtensionStage``): filled in place, it is saved without a copy and
+        never held in memory. Otherwise an ordinary array.
+        """
+        if self._stage is not None:
+            return self._stage.new_array(key, shape, dtype)
+        return np.zeros(shape, dtype=dtype)
 
     # -------------------------------------------------------- data access
     def get_data(self, *args, **kwargs):

@@ -10,6 +10,7 @@ The zarr storage lives in ``zarr_storage.py`` and follows the same interface.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,11 +18,11 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from ..io.atomic import TMP_MARK, atomic_folder
+from ..io.atomic import TMP_MARK, atomic_folder, make_temporary_sibling
 from ..io.safe_files import CorruptFolderError, load_npy, read_json, to_json_compatible, write_json
 
 SI_LAYOUT_VERSION = "0.105.3"
@@ -189,18 +190,42 @@ class BinaryFolderStorage:
     def extensions_folder(self) -> Path:
         return self.folder / "extensions"
 
-    def save_extension(self, extension) -> None:
-        """Write ``extension`` atomically to ``extensions/<name>/`` (replacing a previous one)."""
+    def save_extension(self, extension, stage: "ExtensionStage | None" = None) -> None:
+        """Write ``extension`` atomically to ``extensions/<name>/`` (replacing a previous one).
+
+        With ``stage`` (from ``staged_extension``), the arrays the run wrote into the stage stay where
+        they are, the rest is added, and the stage is renamed into place; those arrays are then re-opened
+        read-only from the final folder.
+        """
         self.extensions_folder.mkdir(exist_ok=True)
         target = self.extensions_folder / extension.extension_name
         params = extension_json_params(extension.params)
-        with atomic_folder(target, overwrite=True, argument="extension folder") as tmp:
+        in_stage = {} if stage is None else stage.keep_only(extension.data)
+        with atomic_folder(target, overwrite=True, argument="extension folder",
+                           tmp=None if stage is None else stage.folder) as tmp:
             for key, value in extension.data.items():
-                _save_data_item(tmp, key, value, extension.extension_name)
+                if key not in in_stage:
+                    _save_data_item(tmp, key, value, extension.extension_name)
             write_json(tmp / "params.json", params)
             write_json(tmp / "info.json", extension.info())
             # written last: its presence marks a complete extension
             write_json(tmp / "run_info.json", extension.run_info)
+        for key in in_stage:
+            extension.data[key] = load_npy(target / f"{key}.npy", mmap_mode="r")
+
+    @contextlib.contextmanager
+    def staged_extension(self, extension_name: str) -> Iterator["ExtensionStage"]:
+        """A hidden temporary ``extensions/<name>`` folder that a run writes its large arrays into.
+
+        ``save_extension(extension, stage)`` completes it and renames it into place; whatever is left
+        (an error, no save) is removed when the block ends. A killed process leaves only a hidden
+        temporary folder, which never loads as the extension.
+        """
+        stage = ExtensionStage(make_temporary_sibling(self.extensions_folder / extension_name))
+        try:
+            yield stage
+        finally:
+            shutil.rmtree(stage.folder, ignore_errors=True)  # gone already when it was saved
 
     def delete_extension(self, extension_name: str) -> None:
         delete_extension_folder(self.extensions_folder, extension_name)
@@ -235,6 +260,56 @@ class BinaryFolderStorage:
             elif file.suffix in (".pkl", ".pickle"):
                 warnings.warn(f"{file}: pickled data is never loaded by sicore; skipped")
         return ExtensionParts(params, data, run_info)
+
+
+class ExtensionStage:
+    """The pending folder of an extension being computed into a binary folder analyzer.
+
+    ``new_array`` gives a zero-filled ``.npy`` file there, memory-mapped: a chunked pass (its worker
+    processes included) writes the result straight into it, so saving copies nothing and the array
+    never has to fit in memory.
+
+    Parameters
+    ----------
+    folder : Path
+        The temporary folder (``BinaryFolderStorage.staged_extension`` makes it).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.arrays: dict[str, np.memmap] = {}
+
+    def new_array(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        """A zero-filled array for ``data[key]``, as the file ``<key>.npy`` of the stage (``np.save`` layout)."""
+        if not key.isidentifier():
+            raise ValueError(f"key must be an identifier-like name (it becomes a file name), got {key!r}")
+        shape = tuple(int(n) for n in shape)
+        if int(np.prod(shape)) == 0:  # an empty file cannot be mapped; np.save writes it at save time
+            return np.zeros(shape, dtype=dtype)
+        array = np.lib.format.open_memmap(self.folder / f"{key}.npy", mode="w+", dtype=np.dtype(dtype), shape=shape)
+        self.arrays[key] = array
+        return array
+
+    def keep_only(self, data: dict) -> dict:
+        """The staged arrays that ``data`` holds (written already); staged files it does not hold are removed."""
+        kept = {}
+        for key, array in self.arrays.items():
+            if data.get(key) is array:  # no flush: its pages are the file's page cache already
+                kept[key] = array
+            else:
+                (self.folder / f"{key}.npy").unlink(missing_ok=True)
+        return kept
+
+
+def file_backing(array) -> tuple[str, int] | None:
+    """``(path, byte offset)`` of the file that holds ``array``'s bytes in C order, when it is a writable
+    ``np.memmap`` of a whole ``.npy``-like region (``ExtensionStage.new_array``, ``open_memmap``); else None."""
+    if not isinstance(array, np.memmap) or getattr(array, "filename", None) is None:
+        return None
+    whole = getattr(array, "_mmap", None) is not None and array.base is array._mmap  # not a view of one
+    if array.mode not in ("r+", "w+") or not array.flags.c_contiguous or not whole:
+        return None
+    return str(array.filename), int(array.offset)
 
 
 class StackedArrays:

@@ -7,11 +7,13 @@ zeros (as in SpikeInterface). Each spike's waveform is kept on its unit's sparse
 front of the channel axis and zero-padded to the largest unit's channel count.
 
 Results are delivered in chunk order, i.e. spike order, so anything accumulated from them (templates)
-is identical whatever ``n_jobs`` and the chunk size are.
+is identical whatever ``n_jobs`` and the chunk size are. When the waveforms go to a file (``sink``),
+each worker writes its chunks' rows there itself: they are contiguous, as spikes are in order.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
@@ -33,7 +35,8 @@ def unit_channel_table(sparsity_mask: np.ndarray | None, num_units: int, num_cha
 
 
 def _init_worker(recording, spikes: np.ndarray, nbefore: int, nafter: int, return_scaled: bool,
-                 channel_table: np.ndarray, dtype: str, chunk_size: int | None = None) -> dict:
+                 channel_table: np.ndarray, dtype: str, chunk_size: int | None = None,
+                 sink: tuple[str, int] | None = None) -> dict:
     num_segments = recording.get_num_segments()
     segment_bounds = np.searchsorted(spikes["segment_index"], np.arange(num_segments + 1), side="left")
     valid = channel_table >= 0
@@ -50,6 +53,7 @@ def _init_worker(recording, spikes: np.ndarray, nbefore: int, nafter: int, retur
         "invalid": None if valid.all() else ~valid,
         "dtype": np.dtype(dtype),
         "chunk_size": chunk_size,
+        "sink": sink,
     }
     if return_scaled:
         if not recording.has_scaleable_traces():
@@ -76,13 +80,33 @@ def _cut_chunk(segment_index: int, start_frame: int, end_frame: int, worker: dic
     i0, i1 = np.searchsorted(samples_all, [start_frame, end_frame], side="left")
     chunk_size = worker["chunk_size"]
     if i1 - i0 < 2 or chunk_size is None or start_frame // chunk_size == (end_frame - 1) // chunk_size:
-        return _cut_spikes(segment_index, lo + i0, lo + i1, worker)
+        return _to_sink(_cut_spikes(segment_index, lo + i0, lo + i1, worker), worker)
     chunk_id = samples_all[i0:i1] // chunk_size
     bounds = (np.flatnonzero(np.r_[True, chunk_id[1:] != chunk_id[:-1], True]) + lo + i0).tolist()
-    parts = [_cut_spikes(segment_index, b0, b1, worker) for b0, b1 in zip(bounds[:-1], bounds[1:])]
+    parts = [_to_sink(_cut_spikes(segment_index, b0, b1, worker), worker) for b0, b1 in zip(bounds[:-1], bounds[1:])]
     if len(parts) == 1:
         return parts[0]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    positions = np.concatenate([p[0] for p in parts])
+    return positions, None if worker["sink"] is not None else np.concatenate([p[1] for p in parts])
+
+
+def _to_sink(result: tuple, worker: dict) -> tuple:
+    """With a sink, write the waveforms at their rows of the file and return ``(positions, None)``."""
+    if worker["sink"] is None:
+        return result
+    positions, waveforms = result
+    if positions.size:
+        path, data_offset = worker["sink"]
+        block = memoryview(np.ascontiguousarray(waveforms)).cast("B")
+        offset = data_offset + int(positions[0]) * (block.nbytes // positions.size)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            while block.nbytes:  # pwrite may write less than asked
+                written = os.pwrite(fd, block, offset)
+                block, offset = block[written:], offset + written
+        finally:
+            os.close(fd)
+    return positions, None
 
 
 def _cut_spikes(segment_index: int, first: int, last: int, worker: dict):
@@ -136,7 +160,7 @@ def _cut_spikes(segment_index: int, first: int, last: int, worker: dict):
 
 def run_waveform_pass(recording, spikes: np.ndarray, nbefore: int, nafter: int, return_scaled: bool,
                       channel_table: np.ndarray, dtype, gather: Callable, job_kwargs: dict,
-                      job_name: str = "waveforms") -> None:
+                      job_name: str = "waveforms", sink: tuple[str, int] | None = None) -> None:
     """Cut the waveforms of ``spikes`` in one chunked pass; ``gather(positions, waveforms)`` gets them in order.
 
     Parameters
@@ -159,13 +183,17 @@ def run_waveform_pass(recording, spikes: np.ndarray, nbefore: int, nafter: int, 
         Complete job kwargs (``fix_job_kwargs``).
     job_name : str, default: "waveforms"
         Name shown by the progress bar.
+    sink : (str, int) or None, default: None
+        ``(path, byte offset)`` of a C-order ``(len(spikes), nbefore + nafter, max_channels)`` array of
+        ``dtype`` in a file (an ``.npy``'s data): the workers write each chunk's rows there, and
+        ``gather`` gets ``(positions, None)``.
     """
     spikes = np.ascontiguousarray(spikes)
     # resolves n_jobs and the chunk size (from the job kwargs) before the workers' arguments are fixed
     settings = ChunkRecordingExecutor(recording, _cut_chunk, _init_worker, (), **job_kwargs)
     chunk_size, n_jobs = settings.chunk_size, settings.n_jobs
     init_args = (recording, spikes, int(nbefore), int(nafter), bool(return_scaled), channel_table,
-                 np.dtype(dtype).str, chunk_size)
+                 np.dtype(dtype).str, chunk_size, sink)
     executor = ChunkRecordingExecutor(
         recording, _cut_chunk, _init_worker, init_args, gather_func=lambda result: gather(*result),
         job_name=job_name, **job_kwargs,
@@ -184,7 +212,8 @@ def run_waveform_pass(recording, spikes: np.ndarray, nbefore: int, nafter: int, 
     tasks = [slices[i] for i in used]
     if n_jobs > 1 and chunk_size is not None:
         bytes_per_spike = (int(nbefore) + int(nafter)) * channel_table.shape[1] * np.dtype(dtype).itemsize
-        result_bytes = spikes_per_chunk * bytes_per_spike
+        # what travels back to the caller: nothing but positions when the workers write to a file
+        result_bytes = spikes_per_chunk * (bytes_per_spike if sink is None else 8)
         tasks = _group_chunks(tasks, result_bytes, n_jobs * _TASKS_PER_WORKER)
     executor.run(tasks)
 

@@ -30,7 +30,8 @@ def check_target_folder(folder: str | Path, overwrite: bool, argument: str = "fo
 
 
 @contextlib.contextmanager
-def atomic_folder(folder: str | Path, overwrite: bool = False, argument: str = "folder") -> Iterator[Path]:
+def atomic_folder(folder: str | Path, overwrite: bool = False, argument: str = "folder",
+                  tmp: str | Path | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder that replaces ``folder`` when the block succeeds.
 
     Parameters
@@ -41,6 +42,9 @@ def atomic_folder(folder: str | Path, overwrite: bool = False, argument: str = "
         Replace an existing folder (it is removed only after the new one is complete).
     argument : str, default: "folder"
         Argument name used in errors.
+    tmp : str or Path or None, default: None
+        A temporary folder made earlier (``make_temporary_sibling(folder)``) that already holds part of
+        the content; None makes a fresh one.
 
     Notes
     -----
@@ -48,14 +52,20 @@ def atomic_folder(folder: str | Path, overwrite: bool = False, argument: str = "
     killed, the temporary sibling stays behind (it never loads as the target).
     """
     folder = check_target_folder(folder, overwrite, argument)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_MARK}", dir=folder.parent))
+    tmp = make_temporary_sibling(folder) if tmp is None else Path(tmp)
     try:
         yield tmp
         _replace(tmp, folder, overwrite, argument)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def make_temporary_sibling(folder: str | Path) -> Path:
+    """A new empty hidden folder next to ``folder``, named so that it never loads as ``folder``."""
+    folder = Path(os.path.abspath(folder))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_MARK}", dir=folder.parent))
 
 
 def _replace(tmp: Path, folder: Path, overwrite: bool, argument: str) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,3 +304,65 @@ def test_main_channels(tmp_path, disk_analyzer):
     np.testing.assert_array_equal(disk_analyzer.get_main_channels(), [1, 1, 1, 1])
     with pytest.raises(ValueError, match="outputs"):
         disk_analyzer.get_main_channels(outputs="name")
+
+
+@pytest.mark.parametrize("job", [{"n_jobs": 1}, {"n_jobs": 2, "chunk_size": 700},
+                                 {"n_jobs": 2, "chunk_size": 900, "mp_context": "spawn"}])
+def test_waveforms_are_written_in_place(tmp_path, disk_analyzer, job):
+    """The pass writes waveforms.npy itself (workers included): the saved file is np.save's, the data a
+    read-only memmap of it, and no temporary folder is left."""
+    recording, sorting, *_ = make_pair()
+    memory = create_sorting_analyzer(sorting, recording, radius_um=30, **QUIET)
+    memory.compute(["random_spikes", "waveforms"], **QUIET)
+    ext = disk_analyzer.compute("waveforms", **job, **QUIET)
+    final = tmp_path / "an" / "extensions" / "waveforms" / "waveforms.npy"
+    data = ext.data["waveforms"]
+    assert isinstance(data, np.memmap) and data.mode == "r" and Path(data.filename) == final
+    np.save(tmp_path / "expected.npy", np.asarray(memory.get_extension("waveforms").get_data()))
+    assert final.read_bytes() == (tmp_path / "expected.npy").read_bytes()
+    assert not [p.name for p in (tmp_path / "an" / "extensions").iterdir() if p.name.startswith(".")]
+
+
+def test_waveforms_pass_never_holds_the_whole_array(tmp_path, disk_analyzer):
+    """Python-side allocations while computing stay well under the waveforms array (numpy reports its
+    buffers to tracemalloc): each chunk's cut-outs go to the file and are dropped. Kept in memory
+    (save=False), the same compute holds the whole array."""
+    import tracemalloc
+
+    disk_analyzer.compute("random_spikes", method="all")
+    peaks = {}
+    for save in (True, False):
+        tracemalloc.start()
+        try:
+            ext = disk_analyzer.compute("waveforms", ms_before=5.0, ms_after=5.0, chunk_size=100, save=save, **QUIET)
+            peaks[save] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    array_bytes = ext.data["waveforms"].nbytes
+    assert array_bytes > 400_000
+    assert peaks[True] < array_bytes / 2 < array_bytes < peaks[False], (peaks, array_bytes)
+
+
+def test_failed_compute_leaves_the_previous_extension_and_no_stage(tmp_path, disk_analyzer, monkeypatch):
+    from sicore.analyzer import waveform_tools
+
+    before = np.array(disk_analyzer.get_extension("waveforms").get_data())
+    calls = []
+    original = waveform_tools._cut_spikes
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk on fire")
+        return original(*args)
+
+    monkeypatch.setattr(waveform_tools, "_cut_spikes", failing)
+    for job in ({"n_jobs": 1, "chunk_size": 500}, {"n_jobs": 2, "chunk_size": 500}):
+        calls.clear()
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            disk_analyzer.compute("waveforms", ms_before=0.5, **job, **QUIET)
+        extensions = tmp_path / "an" / "extensions"
+        assert not [p.name for p in extensions.iterdir() if p.name.startswith(".")]
+        loaded = load_sorting_analyzer(tmp_path / "an")
+        assert loaded.get_extension("waveforms").params["ms_before"] == 1.0
+        np.testing.assert_array_equal(loaded.get_extension("waveforms").get_data(), before)

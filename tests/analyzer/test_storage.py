@@ -1,4 +1,5 @@
-"""Analyzer storage helpers: StackedArrays writes the bytes np.save writes for the concatenation."""
+"""Analyzer storage helpers: StackedArrays writes the bytes np.save writes for the concatenation; an
+ExtensionStage gives .npy files that a pass fills in place."""
 
 import numpy as np
 import pytest
@@ -26,3 +27,55 @@ def test_stacked_arrays_refuse_parts_that_do_not_stack():
         StackedArrays([np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)])
     with pytest.raises(ValueError, match="does not stack"):
         StackedArrays([np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float64)])
+
+
+# ------------------------------------------------------------------------------ ExtensionStage
+def test_stage_arrays_are_npy_files_written_in_place(tmp_path):
+    from sicore.analyzer.storage import ExtensionStage, file_backing
+
+    stage = ExtensionStage(tmp_path)
+    array = stage.new_array("waveforms", (6, 4, 3), "<f4")
+    assert isinstance(array, np.memmap) and not array.any()
+    path, offset = file_backing(array)
+    values = np.arange(72, dtype="<f4").reshape(6, 4, 3)
+    with open(path, "r+b") as f:  # what a worker process does: write rows into the file
+        f.seek(offset + 2 * 12 * 4)
+        f.write(values[2:5].tobytes())
+    expected = np.zeros_like(values)
+    expected[2:5] = values[2:5]
+    np.testing.assert_array_equal(array, expected)  # the mapping sees the file
+    np.save(tmp_path / "expected.npy", expected)
+    assert (tmp_path / "waveforms.npy").read_bytes() == (tmp_path / "expected.npy").read_bytes()
+
+
+def test_stage_keeps_only_the_arrays_the_data_holds(tmp_path):
+    from sicore.analyzer.storage import ExtensionStage
+
+    stage = ExtensionStage(tmp_path)
+    kept = stage.new_array("kept", (3, 2), "int16")
+    stage.new_array("dropped", (3, 2), "int16")
+    replaced = stage.new_array("replaced", (3, 2), "int16")
+    data = {"kept": kept, "replaced": np.array(replaced)}
+    assert list(stage.keep_only(data)) == ["kept"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.npy"]
+
+
+def test_stage_empty_arrays_and_bad_keys(tmp_path):
+    from sicore.analyzer.storage import ExtensionStage, file_backing
+
+    stage = ExtensionStage(tmp_path)
+    empty = stage.new_array("waveforms", (0, 5, 2), "float32")
+    assert type(empty) is np.ndarray and empty.shape == (0, 5, 2) and file_backing(empty) is None
+    assert not list(tmp_path.iterdir())  # an empty file cannot be mapped: np.save writes it at save time
+    with pytest.raises(ValueError, match="key must be"):
+        stage.new_array("../escape", (2,), "float32")
+
+
+def test_file_backing_only_for_whole_writable_mappings(tmp_path):
+    from sicore.analyzer.storage import file_backing
+
+    array = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype="float32", shape=(4, 3))
+    assert file_backing(array) == (str(tmp_path / "a.npy"), array.offset)
+    assert file_backing(array[1:]) is None  # a view: its rows do not start at the offset
+    assert file_backing(np.load(tmp_path / "a.npy", mmap_mode="r")) is None  # read-only
+    assert file_backing(np.zeros((4, 3), np.float32)) is None
