@@ -14,19 +14,20 @@ import sicore
 from conftest import snakemake, snakemake_command, snakemake_env, write_config
 from sicore.sparsity import ChannelSparsity
 
-# large enough that cutting the waveforms takes seconds: every spike, in 2 ms chunks
+# large enough that cutting the waveforms takes most of a second: every spike, in 2 ms chunks
 SESSION = {"type": "generated", "durations": [160.0], "num_channels": 16, "num_units": 20, "firing_rate": 20.0,
            "seed": 5}
 SETTINGS = dict(random_spikes={"max_spikes_per_unit": 5000}, noise_levels={"enabled": False},
                 report={"enabled": False}, job={"chunk_duration": "2ms"})
 
 
-def wait_for(path, process, timeout: float = 120.0) -> None:
+def wait_for_staged_waveforms(extensions_folder, process, timeout: float = 120.0) -> None:
+    """Until `sicore compute waveforms` has begun writing waveforms.npy into its pending folder."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, "snakemake ended before the waveforms job started"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+    while not list(extensions_folder.glob(".waveforms*/waveforms.npy")):
+        assert process.poll() is None, "snakemake ended before the waveforms job started writing"
+        assert time.monotonic() < deadline, "the waveforms job never started writing"
+        time.sleep(0.01)
 
 
 def test_killed_during_waveforms_is_recomputed_and_equals_a_clean_run(workdir):
@@ -38,8 +39,8 @@ def test_killed_during_waveforms_is_recomputed_and_equals_a_clean_run(workdir):
                                    stdout=output, stderr=subprocess.STDOUT, env=snakemake_env(),
                                    start_new_session=True)
         try:
-            wait_for(waveforms_log, process)
-            time.sleep(1.5)  # `sicore compute waveforms` has started and is cutting waveforms
+            # killed as soon as the cutting has begun: a fixed delay would race with a fast machine
+            wait_for_staged_waveforms(analyzer_folder / "extensions", process)
             assert process.poll() is None
         finally:
             os.killpg(process.pid, signal.SIGKILL)
