@@ -333,7 +333,8 @@ def report(results: dict, shards: int, cores: int) -> str:
                 continue
             wall = m["model_wall_s"]
             model_rows.append([pass_name, n, f"{one['wall_s']:.2f}", " ".join(f"{t:.2f}" for t in m["shard_wall_s"]),
-                               f"{m['gather_wall_s']:.2f}", f"{wall:.2f}", f"{wall / one['wall_s']:.2f}",
+                               _wall_and_call(m["gather_wall_s"], m.get("gather_in_call_s")), f"{wall:.2f}",
+                               f"{wall / one['wall_s']:.2f}",
                                f"{m['compute_fraction']:.2f}", f"{1 / int(n):.2f}", f"{one['wall_s'] / wall:.2f}x"])
     text = ""
     if rows:
@@ -350,9 +351,15 @@ def report(results: dict, shards: int, cores: int) -> str:
         text += "\n" + format_table(
             "\nModel, N shards on N nodes: each shard run alone (n_jobs=1); wall_N = max(shard) + gather, vs the "
             "unsharded job with n_jobs=1; 'call': in-call times (the compute, without job start-up).",
-            ["pass", "N", "1 core", "per-shard wall (alone)", "gather", "wall_N", "wall_N / 1 core",
+            ["pass", "N", "1 core", "per-shard wall (alone)", "gather wall (call)", "wall_N", "wall_N / 1 core",
              "max shard call / 1-core call", "ideal 1/N", "speed-up"], model_rows)
     return text
+
+
+def _wall_and_call(wall: float, call: float | None) -> str:
+    """``"wall (call)"``: a job's wall time and the part spent in the library call (runs older than the
+    ``gather_in_call_s`` field show the wall time alone)."""
+    return f"{wall:.2f}" if call is None else f"{wall:.2f} ({call:.2f})"
 
 
 def merge(files: list[str]) -> tuple[dict, dict]:
@@ -363,6 +370,8 @@ def merge(files: list[str]) -> tuple[dict, dict]:
         for pass_name, r in run["results"].items():
             m = merged.setdefault(pass_name, {"model": {}})
             for key in ("unsharded", "sharded"):
+                if key not in r:  # a --model-only run
+                    continue
                 if key not in m or r[key]["wall_s"] < m[key]["wall_s"]:
                     m[key] = r[key]
                     if key == "sharded":
@@ -621,9 +630,10 @@ def main(argv=None) -> int:
                     wall = max(times) + m["gather"]["wall_s"]
                     entry["model"][str(n)] = {"shard_wall_s": times, "shard_in_call_s": [s["in_call_s"] for s in
                                                                                           m["shards"]],
-                                              "gather_wall_s": m["gather"]["wall_s"], "model_wall_s": wall}
+                                              "gather_wall_s": m["gather"]["wall_s"],
+                                              "gather_in_call_s": m["gather"]["in_call_s"], "model_wall_s": wall}
                     log(f"  model N={n}: shards alone {' '.join(f'{t:.2f}' for t in times)} s, gather "
-                        f"{m['gather']['wall_s']:.2f} s -> wall_N {wall:.2f} s = {wall / one['wall_s']:.2f} of "
+                        f"{m['gather']['wall_s']:.2f} s (in call {m['gather']['in_call_s']:.2f} s) -> wall_N {wall:.2f} s = {wall / one['wall_s']:.2f} of "
                         f"1 core (ideal {1 / n:.2f})")
                     entry["model"][str(n)]["compute_fraction"] = \
                         max(s["in_call_s"] for s in m["shards"]) / one["in_call_s"]
