@@ -9,7 +9,6 @@ depend on it (in memory and on disk), so no child outlives the parent it was com
 from __future__ import annotations
 
 import contextlib
-
 import inspect
 import os
 import warnings
