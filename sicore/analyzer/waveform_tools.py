@@ -13,7 +13,6 @@ each worker writes its chunks' rows there itself: they are contiguous, as spikes
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
@@ -53,7 +52,8 @@ def _init_worker(recording, spikes: np.ndarray, nbefore: int, nafter: int, retur
         "invalid": None if valid.all() else ~valid,
         "dtype": np.dtype(dtype),
         "chunk_size": chunk_size,
-        "sink": sink,
+        # the sink file is opened once per worker, as the binary writer's files are
+        "sink": None if sink is None else (open(sink[0], "r+b"), int(sink[1])),
     }
     if return_scaled:
         if not recording.has_scaleable_traces():
@@ -94,18 +94,12 @@ def _to_sink(result: tuple, worker: dict) -> tuple:
     """With a sink, write the waveforms at their rows of the file and return ``(positions, None)``."""
     if worker["sink"] is None:
         return result
+    from ..io.binary_folder import _write_at
+
     positions, waveforms = result
     if positions.size:
-        path, data_offset = worker["sink"]
-        block = memoryview(np.ascontiguousarray(waveforms)).cast("B")
-        offset = data_offset + int(positions[0]) * (block.nbytes // positions.size)
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            while block.nbytes:  # pwrite may write less than asked
-                written = os.pwrite(fd, block, offset)
-                block, offset = block[written:], offset + written
-        finally:
-            os.close(fd)
+        file, data_offset = worker["sink"]
+        _write_at(file, data_offset + int(positions[0]) * (waveforms.nbytes // positions.size), waveforms)
     return positions, None
 
 
